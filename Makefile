@@ -1,0 +1,47 @@
+# Vigil: the two commands of the quick start, and the benchmarks.
+#   make demo   set up .venv and run the posture tracker on bundled sample photos
+#   make test   set up .venv and run the whole test suite
+#   make bench  set up .venv and run the benchmarks in bench/
+# The environment lives in .venv and is reinstalled only when pyproject.toml changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# The index on some build machines carries stale mirror entries; their warnings are noise.
+PIPENV := PIP_NO_WARN_SCRIPT_LOCATION=1
+QUIET  := { grep -v '^WARNING: Location' || true; }
+DEMO_ARGS ?=
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip 2>&1 | $(QUIET)
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(PIPENV) $(PIP) install -e '.[demo]' 2>&1 | $(QUIET)
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(PIPENV) $(PIP) install -e '.[all,dev]' 2>&1 | $(QUIET)
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/vigil demo $(DEMO_ARGS)
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m bench
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
