@@ -1,6 +1,6 @@
 # Vigil: the two commands of the quick start, and the benchmarks.
 #   make demo   set up .venv and run the posture tracker on bundled sample photos
-#   make test   set up .venv and run the whole test suite
+#   make test   set up .venv, check style and types, and run the whole test suite
 #   make bench  set up .venv and run the benchmarks in bench/
 # The environment lives in .venv and is reinstalled only when pyproject.toml changes.
 
@@ -15,9 +15,12 @@ PIPENV := PIP_NO_WARN_SCRIPT_LOCATION=1
 QUIET  := { grep -v '^WARNING: Location' || true; }
 DEMO_ARGS ?=
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' || { \
+	  echo "Vigil needs Python 3.11 or 3.12 (its default pose model, MediaPipe 0.10.14, has no" \
+	       "wheel for newer ones); run: make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip 2>&1 | $(QUIET)
 
@@ -33,15 +36,13 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/vigil demo $(DEMO_ARGS)
 
 test: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check --quiet src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m bench
-
-lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -85,11 +85,12 @@ def save_results(name: str, payload: dict[str, object]) -> Path:
     return path
 
 
-def update_doc(section: str, markdown: str) -> None:
+def update_doc(section: str, title: str, markdown: str) -> None:
     """Replace the section between ``<!-- bench:NAME -->`` markers in docs/benchmarks.md."""
     start, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    block = f"{start}\n_Measured {stamp} on: {machine()}._\n\n{markdown.strip()}\n{end}"
+    measured = f"_Measured {stamp} on: {machine()}._"
+    block = f"{start}\n## {title}\n\n{measured}\n\n{markdown.strip()}\n{end}"
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = (

@@ -164,7 +164,7 @@ def main() -> dict[str, object]:
         f"Goals: >= 90% and >= 25 fps: **{'met' if met else 'NOT met'}**."
     )
     print(table)
-    update_doc("posture", "## Posture pipeline (`bench/posture.py`)\n\n" + table)
+    update_doc("posture", "Posture pipeline (`bench/posture.py`)", table)
     payload: dict[str, object] = {
         "bare": bare,
         "pipeline": pipe,

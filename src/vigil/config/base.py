@@ -119,19 +119,55 @@ def describe_validation_error(
     """Turn the first pydantic error into one line: file, line, dotted field, what to do."""
     error = exc.errors()[0]
     loc = tuple(error["loc"])
-    field = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "union_tag_invalid":
+        loc = (*loc, "type")
     line = _line_of(root, loc)
     prefix = f"{where} line {line}" if line else where
-    if error["type"] == "extra_forbidden":
-        hint = _suggest(model, loc)
-        return f"{prefix}: unknown field '{field}'{hint}"
-    message = error["msg"]
-    if error["type"] == "missing":
-        return f"{prefix}: '{field}' is required"
-    got = error.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    field = _dotted(model, loc)
     more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    if error["type"] == "extra_forbidden":
+        return f"{prefix}: unknown field '{field}'{_suggest(model, loc)}{more}"
+    if error["type"] == "missing":
+        return f"{prefix}: '{field}' is required{more}"
+    if error["type"] == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        tag = error["input"].get("type") if isinstance(error["input"], dict) else error["input"]
+        return f"{prefix}: '{field}' must be one of {expected} (got {tag!r}){more}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {redact_secrets(repr(got))})"
     return f"{prefix}: '{field}': {message}{shown}{more}"
+
+
+def redact_secrets(text: str) -> str:
+    """Hide the password of any ``scheme://user:password@host`` URL inside ``text``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/:@\s']*:)[^@/\s']*@")
+
+
+def _dotted(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """Return the field path a user wrote, without the union tags pydantic adds to ``loc``."""
+    shown: list[str] = []
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            shown.append(str(part))
+            continue
+        following = [
+            m
+            for c in current
+            if part in c.model_fields
+            for m in _models_in(c.model_fields[part].annotation)
+        ]
+        is_field = any(part in c.model_fields for c in current)
+        if not is_field and any(_has_tag(c, str(part)) for c in current):
+            current = [c for c in current if _has_tag(c, str(part))]
+            continue
+        shown.append(str(part))
+        current = following or current
+    return ".".join(shown) or "(top level)"
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

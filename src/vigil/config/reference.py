@@ -34,16 +34,12 @@ def _field(name: str, info: FieldInfo, indent: int, commented: bool) -> list[str
     lines = [f"{pad}# {line}" for line in _wrap(info.description or "", 96 - indent)]
     nested = _nested_model(info.annotation)
     default = _default(info)
-    if nested is not None and (default is None or isinstance(default, list) or _is_model(default)):
-        off = default is None or isinstance(default, list)
-        suffix = (
-            "  # a list of:"
-            if isinstance(default, list)
-            else ("  # off unless set" if default is None else "")
-        )
-        lines.append(f"{pad}{mark}{name}:{suffix}")
-        lines.extend(_fields(nested, indent + 2, commented or off))
-        return lines
+    if nested is not None and isinstance(default, list):
+        lines.append(f"{pad}{mark}{name}: []  # a list; each entry has these fields:")
+        return [*lines, *_fields(nested, indent + 2, commented=True)]
+    if nested is not None and (default is None or _is_model(default)):
+        lines.append(f"{pad}{mark}{name}:{'  # off unless set' if default is None else ''}")
+        return [*lines, *_fields(nested, indent + 2, commented or default is None)]
     required = "  # required" if info.is_required() else ""
     shown = "..." if info.is_required() else _yaml_value(default)
     lines.append(f"{pad}{mark}{name}: {shown}{required}")
@@ -96,3 +92,33 @@ def _wrap(text: str, width: int) -> list[str]:
     if line:
         lines.append(line)
     return lines
+
+
+def update_markdown(path: str) -> bool:
+    """Rewrite a Markdown file's ``<!-- config-reference:APP -->`` blocks; True if changed."""
+    import re
+    from pathlib import Path
+
+    from vigil.apps import get_app
+
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+
+    def block(match: re.Match[str]) -> str:
+        app = match.group(1)
+        yaml_text = reference_yaml(get_app(app).config_model)
+        fence = f"```yaml\n{yaml_text}```"
+        return f"<!-- config-reference:{app} -->\n{fence}\n<!-- /config-reference:{app} -->"
+
+    pattern = re.compile(r"<!-- config-reference:(\w+) -->.*?<!-- /config-reference:\1 -->", re.S)
+    updated = pattern.sub(block, text)
+    if updated != text:
+        file.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    for markdown in sys.argv[1:] or ["README.md"]:
+        print(f"{markdown}: {'updated' if update_markdown(markdown) else 'up to date'}")

@@ -238,7 +238,9 @@ class UploadConfig(ConfigModel):
         description="Bucket name.", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
     )
     prefix: str = Field(
-        default="", description="Prefix put before every object key.", max_length=512
+        default="",
+        description="Folder put before every object key, e.g. vigil or site-a/vigil.",
+        max_length=512,
     )
     endpoint_url: str | None = Field(
         default=None, description="Endpoint of an S3-compatible store (MinIO, Ceph); None: AWS S3."

@@ -58,7 +58,7 @@ class S3Transport:
 
     Args:
         bucket: The bucket; it must exist.
-        prefix: Put before every object key, e.g. ``"desk-1/"``.
+        prefix: A folder put before every object key, e.g. ``"vigil"`` or ``"site-a/vigil"``.
         endpoint_url: Endpoint of an S3-compatible store; None for AWS S3.
         region: Region name.
         access_key_id: Access key; None uses the usual AWS sources (environment, profile).
@@ -81,7 +81,7 @@ class S3Transport:
         name: str = "s3",
     ) -> None:
         self.bucket = bucket
-        self.prefix = prefix
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.region = region
         self.name = name

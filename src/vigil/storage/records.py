@@ -63,7 +63,11 @@ def create_engine(url: str) -> Engine:
     file and loses nothing that was committed.
     """
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the folder of {url}: {exc.strerror}") from None
     try:
         engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     except ModuleNotFoundError as exc:
