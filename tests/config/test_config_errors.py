@@ -8,9 +8,9 @@ import pytest
 
 from vigil.apps.posture import PostureConfig
 from vigil.config import load_config
-from vigil.config.base import redact_secrets
 from vigil.config.reference import reference_yaml
 from vigil.errors import ConfigError
+from vigil.redact import redact_text
 from vigil.stages.pose import KeypointFileConfig
 
 
@@ -76,11 +76,10 @@ def test_passwords_never_appear_in_errors(tmp_path: Path) -> None:
     assert "hunter2" not in str(caught.value) and "user:***@" in str(caught.value)
 
 
-def test_redact_secrets() -> None:
+def test_redact_text() -> None:
     text = "postgresql+psycopg://vigil:pw@db/vigil and rtsp://cam:s3cr3t@10.0.0.5/1"
     assert (
-        redact_secrets(text)
-        == "postgresql+psycopg://vigil:***@db/vigil and rtsp://cam:***@10.0.0.5/1"
+        redact_text(text) == "postgresql+psycopg://vigil:***@db/vigil and rtsp://cam:***@10.0.0.5/1"
     )
 
 

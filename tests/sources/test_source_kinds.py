@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 import vigil.sources
 from vigil.errors import SourceError
+from vigil.redact import redact_url
 from vigil.sources import (
     ArraySource,
     ImageSource,
@@ -20,7 +21,6 @@ from vigil.sources import (
     detect_kind,
     open_source,
 )
-from vigil.sources.base import redact_url
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vigil.errors import ConfigError
+from vigil.redact import redact_text
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -135,16 +136,8 @@ def describe_validation_error(
         return f"{prefix}: '{field}' must be one of {expected} (got {tag!r}){more}"
     message = str(error["msg"]).removeprefix("Value error, ")
     got = error.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {redact_secrets(repr(got))})"
+    shown = "" if isinstance(got, dict | list) else f" (got {redact_text(repr(got))})"
     return f"{prefix}: '{field}': {message}{shown}{more}"
-
-
-def redact_secrets(text: str) -> str:
-    """Hide the password of any ``scheme://user:password@host`` URL inside ``text``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
-
-
-_URL_PASSWORD = re.compile(r"(://[^/:@\s']*:)[^@/\s']*@")
 
 
 def _dotted(model: type[BaseModel], loc: tuple[Any, ...]) -> str:

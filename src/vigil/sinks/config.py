@@ -16,7 +16,6 @@ An app config embeds :class:`NetworkSinksConfig` as one field; every section is 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -26,6 +25,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vigil.config import ConfigModel
 from vigil.errors import ConfigError
+from vigil.redact import redact_url
 
 _MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -78,19 +78,6 @@ def _port_of(parts: SplitResult, shown: str) -> int | None:
     if port == 0:
         raise ConfigError(f"URL {shown!r} has port 0; use a port from 1 to 65535")
     return port
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with the password (if any) replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
-    if not password:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def check_http_url(url: str) -> str:
@@ -353,5 +340,4 @@ __all__ = [
     "WebhookConfig",
     "check_http_url",
     "parse_broker_url",
-    "redact_url",
 ]

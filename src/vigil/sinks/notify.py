@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from vigil.errors import ConfigError, SinkError
 from vigil.events import iso_time
+from vigil.redact import redact_url
 from vigil.sinks.base import OutboxMessage
-from vigil.sinks.config import NotifyConfig, redact_url
+from vigil.sinks.config import NotifyConfig
 from vigil.sinks.outbox import deliver_in_order
 
 

@@ -8,7 +8,6 @@ there raise :class:`~vigil.errors.SourceError` with one line a user can act on.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -212,36 +210,6 @@ class ArraySource(BaseSource):
         pass
 
 
-_SECRET_QUERY_KEYS = ("pass", "pwd", "token", "secret", "key", "auth", "sig")
-
-
-def redact_url(url: str) -> str:
-    """Hide the password and secret-looking query values of ``url`` for messages and ids.
-
-    >>> redact_url("rtsp://admin:hunter2@10.0.0.5:554/stream?token=abc&ch=1")
-    'rtsp://admin:***@10.0.0.5:554/stream?token=***&ch=1'
-    """
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//***@", url)
-    netloc = parts.netloc
-    if password is not None:
-        host = netloc.rsplit("@", 1)[1]
-        netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc, query=_redact_query(parts.query)))
-
-
-def _redact_query(query: str) -> str:
-    pairs = []
-    for pair in query.split("&") if query else []:
-        name, sep, _ = pair.partition("=")
-        secret = sep and any(key in name.lower() for key in _SECRET_QUERY_KEYS)
-        pairs.append(f"{name}=***" if secret else pair)
-    return "&".join(pairs)
-
-
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
     """Convert an OpenCV BGR (or greyscale, or BGRA) image to RGB uint8."""
     if image.ndim == 2:
@@ -310,6 +278,5 @@ __all__ = [
     "SourceStats",
     "bgr_to_rgb",
     "quiet_opencv",
-    "redact_url",
     "video_backend",
 ]

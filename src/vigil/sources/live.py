@@ -22,7 +22,8 @@ import numpy as np
 
 from vigil.errors import SourceError
 from vigil.frame import Frame
-from vigil.sources.base import BaseSource, bgr_to_rgb, quiet_opencv, redact_url, video_backend
+from vigil.redact import redact_url
+from vigil.sources.base import BaseSource, bgr_to_rgb, quiet_opencv, video_backend
 from vigil.sources.config import SourceConfig
 
 logger = logging.getLogger(__name__)

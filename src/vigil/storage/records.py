@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from vigil.errors import DependencyError, StorageError
 from vigil.events import Event
+from vigil.redact import redact_url
 
 T = TypeVar("T")
 
@@ -179,7 +180,7 @@ class RecordStore:
             return action()
         except sa.exc.SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise StorageError(f"cannot {what} in {_redacted(self.url)}: {reason}") from None
+            raise StorageError(f"cannot {what} in {redact_url(self.url)}: {reason}") from None
 
 
 def _filtered(
@@ -192,11 +193,3 @@ def _filtered(
     if until is not None:
         query = query.where(table.c.ts < until)
     return query
-
-
-def _redacted(url: str) -> str:
-    """Hide the password in a database URL for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
