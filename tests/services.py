@@ -1,4 +1,4 @@
-"""Real services on loopback for tests: an MQTT broker, an HTTP capture server, an S3 endpoint.
+"""Real services on loopback for tests: MQTT broker, HTTP capture, S3 endpoint, MJPEG camera.
 
 Each helper is a context manager that picks a free port (or takes one), starts the service,
 waits until it accepts connections, and stops it on exit. Services can be stopped and started
@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 LOOPBACK = "127.0.0.1"
@@ -567,3 +569,133 @@ def moto_s3(port: int | None = None, *, directory: Path | None = None) -> Iterat
             yield moto
         finally:
             moto.stop()
+
+
+# An MJPEG camera on loopback.
+
+NUMBER_BITS = 12
+
+
+def number_image(number: int, width: int = 160, height: int = 120) -> np.ndarray:
+    """A BGR image whose vertical bands spell ``number`` in binary (white is 1): JPEG-proof."""
+    image = np.zeros((height, width, 3), np.uint8)
+    band = width // NUMBER_BITS
+    for bit in range(NUMBER_BITS):
+        if number >> bit & 1:
+            image[:, bit * band : (bit + 1) * band] = 255
+    return image
+
+
+class _StreamServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    owner: MjpegServer
+
+
+class _StreamHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    timeout = 5.0  # a client that stops reading cannot hold the server forever
+    server: _StreamServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):  # the client went away
+            self._stream()
+
+    def _stream(self) -> None:
+        owner = self.server.owner
+        owner.connections += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=vigilframe")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        sent = 0
+        while not owner.stopping.is_set():
+            if owner.frames_per_connection is not None and sent >= owner.frames_per_connection:
+                if owner.stall:
+                    owner.stopping.wait(10.0)  # keep the connection open, send nothing
+                return
+            jpeg = owner.next_jpeg()
+            head = (
+                f"--vigilframe\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            )
+            self.wfile.write(head.encode() + jpeg + b"\r\n")
+            sent += 1
+            owner.stopping.wait(1.0 / owner.fps)
+
+
+class MjpegServer:
+    """Serves numbered JPEG frames as an HTTP MJPEG stream (multipart/x-mixed-replace).
+
+    Numbers keep rising across connections, so a client that reconnects sees newer frames.
+    After ``frames_per_connection`` frames a connection is closed, or with ``stall`` kept open
+    silently, like a camera that froze.
+    """
+
+    def __init__(
+        self,
+        fps: float = 50.0,
+        size: tuple[int, int] = (160, 120),
+        frames_per_connection: int | None = None,
+        stall: bool = False,
+    ) -> None:
+        self.fps = fps
+        self.stall = stall
+        self.size = size
+        self.frames_per_connection = frames_per_connection
+        self.stopping = threading.Event()
+        self.connections = 0
+        self._number = 0
+        self._lock = threading.Lock()
+        self._httpd = _StreamServer(("127.0.0.1", 0), _StreamHandler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def url(self, credentials: str = "") -> str:
+        at = f"{credentials}@" if credentials else ""
+        return f"http://{at}127.0.0.1:{self.port}/stream.mjpg"
+
+    def start(self) -> MjpegServer:
+        self._thread.start()
+        return self
+
+    def next_jpeg(self) -> bytes:
+        with self._lock:
+            number = self._number
+            self._number += 1
+        ok, jpeg = cv2.imencode(".jpg", number_image(number, *self.size))
+        assert ok
+        return bytes(jpeg.tobytes())
+
+    def stop(self) -> None:
+        """Stop accepting connections and end the open ones."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def mjpeg_stream(**options: Any) -> Iterator[MjpegServer]:
+    """Serve numbered frames as an MJPEG stream on a free loopback port until exit.
+
+    ``options`` are those of :class:`MjpegServer`; ``stop()`` may be called earlier to make the
+    camera disappear (connections end and new ones are refused).
+    """
+    server = MjpegServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()

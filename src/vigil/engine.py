@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -71,6 +71,9 @@ class Engine:
         sinks: Where events go.
         outputs: Per-frame consumers.
         max_frames: Stop after this many frames (None: until the source ends).
+        on_stop: Called once by the first :meth:`stop`, e.g. to wake a source that waits for a
+            frame that may never come. It runs in the caller of ``stop`` (a signal handler,
+            another thread), so it must return at once.
     """
 
     def __init__(
@@ -80,20 +83,26 @@ class Engine:
         sinks: list[Sink],
         outputs: list[FrameOutput] | None = None,
         max_frames: int | None = None,
+        *,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.rules = rules
         self.sinks = sinks
         self.outputs = outputs or []
         self.max_frames = max_frames
+        self.on_stop = on_stop
         self.stats = RunStats()
         self._stop = threading.Event()
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the run to end after the current frame (thread-safe)."""
-        if not self._stop.is_set():
-            self.stats.stopped_by = reason
+        if self._stop.is_set():
+            return
+        self.stats.stopped_by = reason
         self._stop.set()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def run(self, frames: Iterable[Frame]) -> RunStats:
         """Process ``frames`` until they end, :meth:`stop` is called, or ``max_frames``.

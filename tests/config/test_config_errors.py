@@ -56,7 +56,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ),
         ("rules: [1, 2\n", "line 2: not valid YAML"),
         ("42\n", "the top level must be a mapping of sections, got int"),
-        ("device_id: 'has space'\n", "line 1: 'device_id': String should match pattern"),
+        ("device_id: 'has space'\n", "line 1: 'device_id': a device id is 1 to 64 letters"),
     ],
 )
 def test_mistakes_name_the_line_and_the_field(tmp_path: Path, text: str, expected: str) -> None:

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from tests.factories import ANGLE_NAMES, pose_from_points, side_view
 
+from tests.factories import ANGLE_NAMES, pose_from_points, side_view
 from vigil.results import COCO_17, MEDIAPIPE_33, Poses
 from vigil.rules.posture import (
     PostureReading,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.factories import pose_from_points, side_view
 
+from tests.factories import pose_from_points, side_view
 from vigil.frame import Frame
 from vigil.results import COCO_17, Poses
 from vigil.rules.posture import PostureRulesConfig

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.services import Mosquitto, MotoS3, mosquitto, moto_s3, wait_until
 
+from tests.services import Mosquitto, MotoS3, mosquitto, moto_s3, wait_until
 from vigil.sinks.outbox import Outbox
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.services import (
     Mosquitto,
     MqttCollector,
@@ -21,7 +22,6 @@ from tests.services import (
     wait_until,
 )
 from tests.sinks.support import make_event, reminder, sinks_config
-
 from vigil.config import load_config
 from vigil.errors import ConfigError
 from vigil.sinks.config import MqttTlsConfig, NetworkSinksConfig, parse_broker_url

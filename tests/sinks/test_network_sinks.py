@@ -6,9 +6,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from tests.services import Mosquitto, MotoS3, http_capture_server, mqtt_subscriber, wait_until
 from tests.sinks.support import make_event, reminder, sinks_config
-
 from vigil.config import load_config
 from vigil.errors import ConfigError
 from vigil.sinks.config import NetworkSinksConfig

@@ -7,9 +7,9 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+
 from tests.services import http_capture_server, wait_until
 from tests.sinks.support import make_event, reminder, sinks_config
-
 from vigil.errors import ConfigError
 from vigil.sinks.config import NotifyConfig
 from vigil.sinks.network import NetworkSinks

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.sinks.support import ScriptedTransport, make_event
 
+from tests.sinks.support import ScriptedTransport, make_event
 from vigil.errors import ConfigError, PermanentDeliveryError, SinkError, StorageError
 from vigil.sinks.outbox import (
     Dispatcher,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.services import MotoS3, free_port, moto_s3, wait_until
 from tests.sinks.support import sinks_config
-
 from vigil.errors import ConfigError, PermanentDeliveryError, StorageError
 from vigil.sinks.base import OutboxMessage
 from vigil.sinks.network import NetworkSinks

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.services import CaptureServer, free_port, http_capture_server, wait_until
 from tests.sinks.support import make_event, reminder, sinks_config
-
 from vigil.errors import ConfigError, PermanentDeliveryError, SinkError
 from vigil.sinks.network import NetworkSinks
 from vigil.sinks.webhook import WebhookTransport, check_status, endpoint_label

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import PostgresServer, postgres_server
-from vigil.errors import StorageError
+from vigil.errors import ConfigError, StorageError
 from vigil.events import Event
 from vigil.storage.records import POSTURE_FIELDS, RecordStore
 
@@ -86,10 +86,15 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_url_that_is_not_a_database_is_a_config_error() -> None:
+    for url in ("not a url", "nodb://somewhere"):
+        with pytest.raises(ConfigError, match=r"not a database URL.*postgresql"):
+            RecordStore(url)
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("not a url", "not a database URL"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot create the tables in postgresql"),
         ("sqlite:////proc/forbidden/vigil.db", "cannot"),
     ],

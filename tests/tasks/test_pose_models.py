@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.onnx_models import constant_output_model
 
+from tests.onnx_models import constant_output_model
 from vigil.errors import ModelError
 from vigil.results import COCO_17
 from vigil.runtimes import load_tensor_model

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from vigil.config import ConfigModel
 from vigil.engine import Rule
@@ -17,15 +18,27 @@ from vigil.sinks.records import RecordsConfig
 from vigil.sources.config import SourceConfig
 from vigil.stages.base import FrameResults, Stage
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_device_id(value: str) -> str:
+    if not _DEVICE_ID.match(value):
+        raise ValueError(
+            "a device id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it becomes part of MQTT topics and file names)"
+        )
+    return value
+
+
+DeviceId = Annotated[str, AfterValidator(_check_device_id)]
+"""Names a camera in records, MQTT topics, file names and the hub."""
 
 
 class AppConfig(ConfigModel):
     """The sections every app has."""
 
-    device_id: str = Field(
+    device_id: DeviceId = Field(
         "camera",
-        pattern=DEVICE_ID_PATTERN,
         description="Names this camera in records, MQTT topics and the hub "
         "(letters, digits, . _ -).",
     )

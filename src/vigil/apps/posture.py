@@ -6,13 +6,14 @@ smoothed over a second; sitting and hunching timers send reminders; one record p
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from vigil.annotate import GREEN, GREY, ORANGE, RED, Color, draw_box, draw_panel, draw_skeleton
-from vigil.apps.base import DEVICE_ID_PATTERN, AppConfig, AppParts
+from vigil.apps.base import AppConfig, AppParts, DeviceId
 from vigil.events import iso_time
 from vigil.frame import Frame
 from vigil.rules.posture import PostureReading, PostureRulesConfig
@@ -27,10 +28,8 @@ STATE_COLORS: dict[str, Color] = {"sitting": ORANGE, "standing": GREEN, "unknown
 class PostureConfig(AppConfig):
     """Config of ``vigil run posture``."""
 
-    device_id: str = Field(
-        "desk",
-        pattern=DEVICE_ID_PATTERN,
-        description="Names this camera in records, MQTT topics and the hub.",
+    device_id: DeviceId = Field(
+        "desk", description="Names this camera in records, MQTT topics and the hub."
     )
     pose: PoseConfig = Field(
         default_factory=MediaPipePoseConfig,
@@ -73,7 +72,7 @@ def describe_posture(frame: Frame, results: FrameResults) -> dict[str, Any]:
     if frame.path is not None:
         line["image"] = frame.path
     line |= {
-        "timestamp": round(frame.timestamp, 3),
+        "timestamp": math.floor(frame.timestamp * 1000) / 1000,  # same millisecond as "time"
         "time": iso_time(frame.timestamp),
         "person": reading.person,
         "state": reading.state,

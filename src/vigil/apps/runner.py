@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,6 @@ from vigil.storage.records import RecordStore
 log = logging.getLogger(__name__)
 
 _WINDOW_STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})T\d{6}Z")
-
-SHUTDOWN_GRACE_SECONDS = 5.0
-"""How long a finished run keeps trying to deliver pending network messages before leaving
-them in the outbox for the next run."""
 
 
 @dataclass
@@ -71,6 +68,7 @@ def run_app(
     closed, and network messages not yet delivered stay in the outbox for the next run.
     """
     source = source or open_source(options.source, config.source)
+    closer = _SourceCloser(source)
     with quiet_opencv(), source:
         parts = app.build(config, stills=source.stills)
         network = NetworkSinks(config.sinks, config.device_id)
@@ -78,7 +76,13 @@ def run_app(
         store = RecordStore(database)
         rolled = _roller(config, network)
         sinks: list[Sink] = [RecordsSink(store), *([rolled] if rolled else []), *network.sinks]
-        engine = Engine(Pipeline(parts.stages), parts.rules, sinks, max_frames=options.max_frames)
+        engine = Engine(
+            Pipeline(parts.stages),
+            parts.rules,
+            sinks,
+            max_frames=options.max_frames,
+            on_stop=closer if source.live else None,
+        )
         engine.outputs = _outputs(parts, options, source, engine)
         network.start()
         pending = 0
@@ -86,7 +90,8 @@ def run_app(
             with stop_on_signals(engine):
                 stats = engine.run(source)
         finally:
-            pending = network.close(SHUTDOWN_GRACE_SECONDS)
+            closer.wait()
+            pending = network.close(config.sinks.outbox.shutdown_grace_seconds)
     return RunReport(
         stats=stats,
         source=source.stats,
@@ -96,6 +101,33 @@ def run_app(
         jsonl=options.jsonl,
         pending_messages=pending,
     )
+
+
+class _SourceCloser:
+    """Closes a camera or stream as soon as the run is asked to stop.
+
+    A run waiting for the next frame of a frozen or unplugged camera would otherwise notice the
+    stop only after the read timeout and every reconnect. The close runs on a thread of its own
+    because a stop can come from a signal handler, which must not wait for the reader thread;
+    :meth:`wait` waits for it before the run goes on, as the close at the end of a run would.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        """Start closing the source."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._source.close, name="vigil-stop-source", daemon=True
+            )
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Wait until a close started by a stop has finished (the source bounds its own wait)."""
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _roller(config: AppConfig, network: NetworkSinks) -> RollingFileSink | None:

@@ -2,6 +2,8 @@
 
 Every error a user can cause ends in one line on standard error and a non-zero exit status:
 1 for a failure while working, 2 for a bad command line or config, 130 after Ctrl-C.
+Ctrl-C or SIGTERM while ``vigil run`` processes frames is a clean stop instead: the run finishes
+its frame, flushes everything and exits 0; a second one while it flushes gives 130.
 """
 
 from __future__ import annotations
@@ -119,7 +121,10 @@ def _app_choice() -> click.Choice[str]:
     "--config", "-c", "config_file", type=click.Path(path_type=Path), help="YAML config file."
 )
 @click.option(
-    "--save", type=click.Path(path_type=Path), help="Write the annotated video (.mp4 or .avi)."
+    "--save",
+    type=click.Path(path_type=Path),
+    callback=lambda _ctx, _param, path: _video_path(path),
+    help="Write the annotated video (.mp4, .mkv, .mov: H.264; .avi: MJPG).",
 )
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
 @click.option(
@@ -196,6 +201,17 @@ def run_command(
     options = RunOptions(source=source, save=save, show=show, jsonl=jsonl, max_frames=max_frames)
     report = run_app(app, config, options)
     _print_run_report(report, to_stderr=jsonl == "-")
+
+
+def _video_path(path: Path | None) -> Path | None:
+    """Refuse a --save name that no video writer takes before anything is opened or loaded."""
+    from vigil.outputs.video import VIDEO_SUFFIXES
+
+    if path is not None and path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise click.BadParameter(
+            f"{path} is not a video name: end it in {', '.join(VIDEO_SUFFIXES)}"
+        )
+    return path
 
 
 def _pose_override(pose_model: str | None) -> dict[str, Any] | None:

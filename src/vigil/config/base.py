@@ -47,17 +47,19 @@ def load_config(model: type[ModelT], path: str | Path | None = None, **overrides
     """
     data: dict[str, Any] = {}
     root: yaml.Node | None = None
-    where = "config"
     if path is not None:
-        where = str(path)
         data, root = _read_yaml(Path(path))
-    for key, value in overrides.items():
-        if value is not None:
-            _set_dotted(data, key, value)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    for key, value in given.items():
+        _set_dotted(data, key, value)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, model, root, where)) from None
+        field = _dotted(model, tuple(exc.errors()[0]["loc"]))
+        from_options = any(field == key or field.startswith(f"{key}.") for key in given)
+        if from_options or path is None:
+            raise ConfigError(describe_validation_error(exc, model, None, "command line")) from None
+        raise ConfigError(describe_validation_error(exc, model, root, str(path))) from None
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:

@@ -18,6 +18,9 @@ Annotate = Callable[[Frame, FrameResults], np.ndarray]
 
 _MILLISECONDS = fractions.Fraction(1, 1000)
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+"""File name endings :class:`VideoOutput` writes: H.264 through PyAV, or MJPG AVI (``.avi``)."""
+
 
 class VideoOutput:
     """Writes annotated frames to a video file, timed by the frames' timestamps.
@@ -32,8 +35,7 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, annotate: Annotate, fps: float = 10.0) -> None:
         self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in {".mp4", ".mkv", ".mov", ".avi"}:
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise StorageError(
                 f"cannot write video {self.path}: use a .mp4, .mkv, .mov or .avi name"
             )

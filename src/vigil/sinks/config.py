@@ -284,6 +284,13 @@ class OutboxConfig(ConfigModel):
     retry_max_seconds: float = Field(
         default=60.0, ge=0.01, le=86_400, description="Longest pause between delivery attempts."
     )
+    shutdown_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="At the end of a run, keep delivering this long before leaving the rest "
+        "queued for the next run.",
+    )
     batch_size: int = Field(
         default=100, ge=1, le=10_000, description="Messages per delivery attempt."
     )

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vigil.errors import DependencyError, StorageError
+from vigil.errors import ConfigError, DependencyError, StorageError
 from vigil.events import Event
 from vigil.redact import redact_url
 
@@ -75,8 +75,11 @@ def create_engine(url: str) -> Engine:
         raise DependencyError(
             exc.name or "psycopg", "postgres", f"the database {url.split(':', maxsplit=1)[0]}"
         ) from None
-    except sa.exc.ArgumentError as exc:
-        raise StorageError(f"not a database URL: {url!r} ({exc})") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError):
+        raise ConfigError(
+            f"not a database URL: {redact_url(url)!r}; use sqlite:///path/vigil.db or "
+            "postgresql+psycopg://user:password@host/database"
+        ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
