@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from bench import posture
+from bench import models, posture
 
-BENCHMARKS = {"posture": posture.main}
+BENCHMARKS = {"posture": posture.main, "models": models.main}
+BENCHMARKS["train"] = __import__("bench.train", fromlist=["main"]).main
 
 
 def main() -> None:

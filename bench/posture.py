@@ -60,11 +60,11 @@ def load_frames() -> tuple[list[np.ndarray], str]:
 def bare_round(frames: list[np.ndarray]) -> list[float]:
     model = MediaPipePose(video=True)
     for image in frames[:WARMUP]:
-        model.infer(image)
+        model.predict(image)
     times = []
     for image in frames:
         start = time.perf_counter()
-        model.infer(image)
+        model.predict(image)
         times.append(time.perf_counter() - start)
     model.close()
     return times
@@ -81,7 +81,7 @@ def pipeline_round(frames: list[np.ndarray], folder: Path, mqtt_url: str | None)
     config.sinks.outbox.path = folder / "outbox.db"
     model = MediaPipePose(video=True)
     for image in frames[:WARMUP]:
-        model.infer(image)
+        model.predict(image)
     store = RecordStore(f"sqlite:///{folder / 'records.db'}")
     network = NetworkSinks(config.sinks, "bench")
     roller = RollingFileSink(folder / "rolled", "bench", 10)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vigil.results import Poses
+from vigil.results import Classifications, Detections, Embeddings, Poses
 
 Color = tuple[int, int, int]
 
@@ -86,3 +86,46 @@ def draw_panel(
 
 def _pt(point: np.ndarray) -> tuple[int, int]:
     return round(float(point[0])), round(float(point[1]))
+
+
+PALETTE: tuple[Color, ...] = (BLUE, ORANGE, GREEN, RED, (155, 89, 182), (26, 188, 156), GREY)
+"""Box colours, picked by class id so each class keeps its colour from frame to frame."""
+
+
+def class_color(class_id: int) -> Color:
+    """Return the colour that boxes of ``class_id`` are drawn in."""
+    return PALETTE[class_id % len(PALETTE)]
+
+
+def draw_detections(image: np.ndarray, detections: Detections) -> None:
+    """Draw every detected object's box with its label and score, in place."""
+    for i in range(len(detections)):
+        label = f"{detections.labels[i]} {float(detections.confidence[i]):.2f}"
+        draw_box(image, detections.xyxy[i], class_color(int(detections.class_id[i])), label)
+
+
+def draw_classifications(
+    image: np.ndarray, classifications: Classifications, max_lines: int = 5
+) -> None:
+    """Draw the best classes with their scores as a panel in the top-left corner, in place."""
+    shown = classifications.top_k(max_lines)
+    lines = [
+        (f"{shown.labels[i]} {float(shown.scores[i]):.2f}", GREEN if i == 0 else GREY)
+        for i in range(len(shown))
+    ]
+    draw_panel(image, lines or [("no class above the threshold", GREY)])
+
+
+def draw_prediction(image: np.ndarray, prediction: object) -> None:
+    """Draw any task's results in place: boxes, classes, skeletons, or an embedding's size."""
+    if isinstance(prediction, Detections):
+        draw_detections(image, prediction)
+    elif isinstance(prediction, Classifications):
+        draw_classifications(image, prediction)
+    elif isinstance(prediction, Poses):
+        draw_skeleton(image, prediction)
+        boxes = prediction.xyxy if prediction.xyxy is not None else prediction.boxes()
+        for box, score in zip(boxes, prediction.scores, strict=True):
+            draw_box(image, box, BLUE, f"person {float(score):.2f}")
+    elif isinstance(prediction, Embeddings):
+        draw_panel(image, [(f"embedding: {len(prediction)} x {prediction.dim}", GREY)])

@@ -24,7 +24,10 @@ def redact_url(url: str) -> str:
     if password is not None:
         host = netloc.rsplit("@", 1)[1]
         netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc, query=_redact_query(parts.query)))
+    query = _redact_query(parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret; rebuilding would drop the '//' of 'sqlite:////path'
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def redact_text(text: str) -> str:

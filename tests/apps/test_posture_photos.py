@@ -32,7 +32,7 @@ def photos(shared_data: Path) -> list[tuple[Path, str]]:
 
 def judge(model: PoseModel, path: Path) -> PostureReading:
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    return read_posture(model.infer(image), PostureRulesConfig())
+    return read_posture(model.predict(image), PostureRulesConfig())
 
 
 def report(
@@ -103,4 +103,4 @@ def test_nobody_in_an_empty_scene(mediapipe_model: PoseModel) -> None:
 
 
 def judge_array(model: PoseModel, image: np.ndarray) -> PostureReading:
-    return read_posture(model.infer(image), PostureRulesConfig())
+    return read_posture(model.predict(image), PostureRulesConfig())

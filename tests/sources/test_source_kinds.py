@@ -131,6 +131,9 @@ def test_glob_that_matches_no_images(tmp_path: Path) -> None:
         ("https://cam/v?token=abc", "https://cam/v?token=***"),
         ("rtsp://a:b@host:notaport/x", "rtsp://a:***@host:notaport/x"),
         ("rtsp://a:b@[::1/x", "rtsp://***@[::1/x"),  # not parseable: hide everything before @
+        ("sqlite:////tmp/vigil.db", "sqlite:////tmp/vigil.db"),
+        ("sqlite:///relative.db", "sqlite:///relative.db"),
+        ("postgresql+psycopg://vigil:pw@db:5432/v", "postgresql+psycopg://vigil:***@db:5432/v"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from vigil.apps.base import App, AppConfig, AppParts
 from vigil.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vigil.apps.base import App, AppConfig, AppParts
 
 _APPS: dict[str, str] = {
     "posture": "vigil.apps.posture:PostureApp",
@@ -32,6 +35,13 @@ def get_app(name: str) -> App:
     module_name, class_name = target.split(":")
     app: App = getattr(importlib.import_module(module_name), class_name)()
     return app
+
+
+def __getattr__(name: str) -> Any:
+    """Load the app base types on first use, so listing app names stays fast."""
+    if name in ("App", "AppConfig", "AppParts"):
+        return getattr(importlib.import_module("vigil.apps.base"), name)
+    raise AttributeError(f"module 'vigil.apps' has no attribute {name!r}")
 
 
 __all__ = ["App", "AppConfig", "AppParts", "app_names", "get_app"]

@@ -17,6 +17,9 @@ from typing import Any
 import click
 
 from vigil import __version__
+from vigil.cli.data import data as data_group
+from vigil.cli.models import models_group
+from vigil.cli.predict import predict_command, serve_model_command
 from vigil.errors import ConfigError, VigilError
 
 log = logging.getLogger("vigil")
@@ -390,6 +393,9 @@ def demo_command(out_dir: Path | None, seconds: float) -> None:
     for line in result.summary_lines():
         click.echo(line)
 
+
+for command in (predict_command, serve_model_command, models_group, data_group):
+    cli.add_command(command)
 
 if __name__ == "__main__":
     sys.exit(main())

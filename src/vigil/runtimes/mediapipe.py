@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from vigil.errors import DependencyError, ModelError
+from vigil.models.spec import ModelSpec
 from vigil.native import MEDIAPIPE_NOISE, native_messages_to_log
 from vigil.results import MEDIAPIPE_33, KeypointSchema, Poses
+from vigil.tasks.preprocess import check_image
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,10 @@ def _pose_module() -> Any:
 
 class MediaPipePose:
     """BlazePose through MediaPipe's pose solution; one person per frame, 33 landmarks.
+
+    A task model like the model files: ``predict(image) -> Poses``; its spec is the
+    ``mediapipe`` pose decoder with the MediaPipe-33 schema and the detection threshold as
+    ``score_threshold``.
 
     Args:
         model_complexity: 0, 1 or 2. Only 1 (pose_landmark_full) ships inside the wheel; 0 and 2
@@ -54,6 +60,13 @@ class MediaPipePose:
             "min_detection_confidence": min_detection_confidence,
             "min_tracking_confidence": min_tracking_confidence,
         }
+        self.spec = ModelSpec(
+            task="pose",
+            decoder="mediapipe",
+            keypoint_schema="mediapipe-33",
+            score_threshold=min_detection_confidence,
+            max_results=1,
+        )
         self._solution = self._open()
         self._started = False
 
@@ -75,8 +88,13 @@ class MediaPipePose:
                 f"cannot start MediaPipe pose{hint}: {str(exc).splitlines()[0]}"
             ) from None
 
-    def infer(self, image: np.ndarray) -> Poses:
-        """Find the person in an RGB frame; landmarks come back in frame pixels."""
+    def predict(self, image: np.ndarray) -> Poses:
+        """Find the person in an RGB frame; landmarks come back in frame pixels.
+
+        Raises:
+            ModelError: the image is not RGB uint8.
+        """
+        check_image(image)
         if self._started:
             result = self._solution.process(image)
         else:  # the graph logs as it starts its detector, then its landmark model on a first person

@@ -36,7 +36,12 @@ class TFLiteModel:
     Args:
         path: The model file.
         threads: Interpreter threads.
+
+    Attributes:
+        thread_safe: False: an interpreter runs one inference at a time.
     """
+
+    thread_safe = False
 
     def __init__(self, path: str | Path, threads: int = 2) -> None:
         interpreter_class = _interpreter_class()

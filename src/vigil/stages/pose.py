@@ -9,18 +9,24 @@ import numpy as np
 from pydantic import Field
 
 from vigil.config import ConfigModel
+from vigil.errors import ModelError
 from vigil.frame import Frame
+from vigil.models.spec import ModelSpec
 from vigil.results import KeypointSchema, Poses
 from vigil.stages.base import FrameResults
 from vigil.tasks.pose import POSE_FORMATS, PoseFormat
 
 
-class PoseModel(Protocol):
-    """Anything that finds people's keypoints in an RGB image."""
+class PoseEstimator(Protocol):
+    """Anything that finds people's keypoints in an RGB image: a pose task model."""
 
-    schema: KeypointSchema
+    spec: ModelSpec
 
-    def infer(self, image: np.ndarray) -> Poses:
+    @property
+    def schema(self) -> KeypointSchema:
+        """The keypoint layout of the results."""
+
+    def predict(self, image: np.ndarray) -> Poses:
         """Return the people in ``image`` with keypoints in its pixel coordinates."""
 
     def reset(self) -> None:
@@ -28,6 +34,10 @@ class PoseModel(Protocol):
 
     def close(self) -> None:
         """Release the model."""
+
+
+PoseModel = PoseEstimator
+"""The name apps annotate pose models with."""
 
 
 class MediaPipePoseConfig(ConfigModel):
@@ -74,12 +84,18 @@ PoseConfig = Annotated[MediaPipePoseConfig | KeypointFileConfig, Field(discrimin
 
 def build_pose_model(
     config: MediaPipePoseConfig | KeypointFileConfig, video: bool = True
-) -> PoseModel:
+) -> PoseEstimator:
     """Load the pose model ``config`` names.
+
+    A keypoint file runs through :func:`vigil.tasks.load_model` with a pose spec made from the
+    config (its sidecar ``<file>.vigil.yaml`` is read too; the config's values win).
 
     Args:
         config: The ``pose`` section of an app config.
         video: Frames are consecutive (tracking helps); False for unrelated photos.
+
+    Raises:
+        ModelError: the file is missing, is not a model, or is not a keypoint model.
     """
     if isinstance(config, MediaPipePoseConfig):
         from vigil.runtimes.mediapipe import MediaPipePose
@@ -90,26 +106,31 @@ def build_pose_model(
             min_detection_confidence=config.min_detection_confidence,
             min_tracking_confidence=config.min_tracking_confidence,
         )
-    from vigil.runtimes import load_tensor_model
-    from vigil.tasks.pose import DecodeSettings, KeypointModel
+    from vigil.tasks import PoseModel as KeypointFileModel
+    from vigil.tasks import load_model
 
-    tensor_model = load_tensor_model(config.path, threads=config.threads)
-    return KeypointModel(
-        tensor_model,
-        None if config.format == "auto" else config.format,
-        DecodeSettings(min_person_score=config.min_person_score, nms_iou=config.nms_iou),
+    spec = ModelSpec(
+        task="pose",
+        score_threshold=config.min_person_score,
+        iou_threshold=config.nms_iou,
+        **({} if config.format == "auto" else {"decoder": config.format}),
     )
+    model = load_model(config.path, spec, threads=config.threads)
+    if not isinstance(model, KeypointFileModel):  # the spec's task is pose: cannot happen
+        model.close()
+        raise ModelError(f"{config.path} is not a keypoint model")
+    return model
 
 
 class PoseStage:
     """Runs a pose model on each frame and puts the people into ``results.poses``."""
 
-    def __init__(self, model: PoseModel) -> None:
+    def __init__(self, model: PoseEstimator) -> None:
         self.model = model
 
     def run(self, frame: Frame, results: FrameResults) -> FrameResults:
         """Estimate poses for ``frame``."""
-        results.poses = self.model.infer(frame.image)
+        results.poses = self.model.predict(frame.image)
         return results
 
     def close(self) -> None:
