@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from vigil.rules.posture import PostureReading, PostureRulesConfig, read_posture
-from vigil.stages.pose import KeypointFileConfig, MediaPipePoseConfig, PoseModel, build_pose_model
+from vigil.stages.pose import KeypointModelConfig, MediaPipePoseConfig, PoseModel, build_pose_model
 
 EXPECTED = {  # label -> (state, hunched)
     "upright": ("sitting", False),
@@ -87,7 +87,7 @@ def test_movenet_agrees_wherever_it_sees_the_joints(
 ) -> None:
     pytest.importorskip("ai_edge_litert", reason="TFLite models need vigil[tflite]")
     model_path = shared_data / "models" / "tfls_movenet_singlepose_lightning_int8_4.tflite"
-    model = build_pose_model(KeypointFileConfig(path=model_path), video=False)
+    model = build_pose_model(KeypointModelConfig(model=str(model_path)), video=False)
     rows = [(path, label, judge(model, path)) for path, label in photos(shared_data)]
     report(capsys, "MoveNet Lightning int8 (COCO-17)", rows)
     for path, label, reading in rows:

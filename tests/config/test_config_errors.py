@@ -11,7 +11,7 @@ from vigil.config import load_config
 from vigil.config.reference import reference_yaml
 from vigil.errors import ConfigError
 from vigil.redact import redact_text
-from vigil.stages.pose import KeypointFileConfig
+from vigil.stages.pose import KeypointModelConfig
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -42,11 +42,11 @@ def write(tmp_path: Path, text: str) -> Path:
         ),
         (
             "pose:\n  type: foo\n",
-            "line 2: 'pose.type' must be one of 'mediapipe', 'model' (got 'foo')",
+            "line 2: 'pose.type' must be one of 'mediapipe', 'keypoints' (got 'foo')",
         ),
-        ("pose:\n  type: model\n", "line 1: 'pose.path' is required"),
+        ("pose:\n  type: keypoints\n", "line 1: 'pose.model' is required"),
         (
-            "pose:\n  type: model\n  path: m.onnx\n  formt: movenet\n",
+            "pose:\n  type: keypoints\n  model: m.onnx\n  formt: movenet\n",
             "line 4: unknown field 'pose.formt'; did you mean 'format'?",
         ),
         ("sinks:\n  mqtt: {}\n", "line 2: 'sinks.mqtt.url' is required"),
@@ -111,8 +111,8 @@ def test_overrides_win_and_none_changes_nothing(tmp_path: Path) -> None:
         PostureConfig, path, device_id="from-cli", **{"reminders.sitting_minutes": None}
     )
     assert config.device_id == "from-cli" and config.reminders.sitting_minutes == 45
-    model = load_config(PostureConfig, None, pose={"type": "model", "path": "m.tflite"})
-    assert isinstance(model.pose, KeypointFileConfig)
+    model = load_config(PostureConfig, None, pose={"type": "keypoints", "model": "m.tflite"})
+    assert isinstance(model.pose, KeypointModelConfig)
 
 
 def test_the_generated_reference_is_a_valid_config(tmp_path: Path) -> None:

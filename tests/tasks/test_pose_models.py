@@ -11,7 +11,7 @@ from tests.onnx_models import constant_output_model
 from vigil.errors import ModelError
 from vigil.results import COCO_17
 from vigil.runtimes import load_tensor_model
-from vigil.stages.pose import KeypointFileConfig, build_pose_model
+from vigil.stages.pose import KeypointModelConfig, build_pose_model
 from vigil.tasks import PoseModel
 from vigil.tasks.pose import detect_pose_format
 
@@ -31,7 +31,7 @@ def test_movenet_keypoints_map_back_through_the_letterbox(tmp_path: Path) -> Non
     path = constant_output_model(
         tmp_path / "movenet.onnx", (1, 192, 192, 3), {"kp": movenet_output(0.2, 0.8, 0.9)}, np.uint8
     )
-    model = build_pose_model(KeypointFileConfig(path=path))
+    model = build_pose_model(KeypointModelConfig(model=str(path)))
     assert isinstance(model, PoseModel) and model.spec.decoder == "movenet"
     poses = model.predict(FRAME)
     assert len(poses) == 1 and poses.schema == COCO_17
@@ -47,7 +47,7 @@ def test_movenet_below_the_person_score_is_nobody(tmp_path: Path) -> None:
     path = constant_output_model(
         tmp_path / "m.onnx", (1, 192, 192, 3), {"kp": movenet_output(0.2, 0.8, 0.1)}
     )
-    assert len(build_pose_model(KeypointFileConfig(path=path)).predict(FRAME)) == 0
+    assert len(build_pose_model(KeypointModelConfig(model=str(path))).predict(FRAME)) == 0
 
 
 def test_movenet_multipose_keeps_the_confident_people(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_movenet_multipose_keeps_the_confident_people(tmp_path: Path) -> None:
     people[0, 1, :51] = np.tile([0.25, 0.75, 0.6], 17)
     people[0, 1, 55] = 0.6
     path = constant_output_model(tmp_path / "multi.onnx", (1, 256, 256, 3), {"people": people})
-    poses = build_pose_model(KeypointFileConfig(path=path)).predict(
+    poses = build_pose_model(KeypointModelConfig(model=str(path))).predict(
         np.zeros((256, 256, 3), np.uint8)
     )
     assert len(poses) == 2
@@ -76,7 +76,7 @@ def test_yolo_pose_decodes_with_non_maximum_suppression(tmp_path: Path) -> None:
     path = constant_output_model(
         tmp_path / "yolo.onnx", (1, 3, 640, 640), {"output0": rows.T[None]}
     )
-    poses = build_pose_model(KeypointFileConfig(path=path)).predict(FRAME)
+    poses = build_pose_model(KeypointModelConfig(model=str(path))).predict(FRAME)
     assert sorted(poses.scores.tolist(), reverse=True) == pytest.approx([0.9, 0.6])
     # 640x480 into 640x640: scale 1, 80 px bars top and bottom
     assert poses.point("nose")[np.argmax(poses.scores)] == pytest.approx([320.0, 240.0])
@@ -90,7 +90,7 @@ def test_rtmpose_simcc_argmax_with_split_ratio(tmp_path: Path) -> None:
     path = constant_output_model(
         tmp_path / "rtm.onnx", (1, 3, 256, 192), {"simcc_x": simcc_x, "simcc_y": simcc_y}
     )
-    model = build_pose_model(KeypointFileConfig(path=path))
+    model = build_pose_model(KeypointModelConfig(model=str(path)))
     assert isinstance(model, PoseModel) and model.spec.decoder == "rtmpose"
     poses = model.predict(np.zeros((512, 384, 3), np.uint8))  # exactly 2x the input: no bars
     assert poses.point("nose")[0] == pytest.approx([96.0, 300.0])

@@ -16,10 +16,11 @@ from vigil.annotate import GREEN, GREY, ORANGE, RED, Color, draw_box, draw_panel
 from vigil.apps.base import AppConfig, AppParts, DeviceId
 from vigil.events import iso_time
 from vigil.frame import Frame
-from vigil.rules.posture import PostureReading, PostureRulesConfig
+from vigil.rules.posture import PostureReading, PostureRulesConfig, main_person
 from vigil.rules.reminders import RemindersConfig
 from vigil.rules.tracker import APP, PostureStatus, PostureTracker
-from vigil.stages.base import FrameResults
+from vigil.stages.base import FrameResults, Stage
+from vigil.stages.crops import DetectorConfig, DetectStage, PerObjectStage
 from vigil.stages.pose import MediaPipePoseConfig, PoseConfig, PoseStage, build_pose_model
 
 STATE_COLORS: dict[str, Color] = {"sitting": ORANGE, "standing": GREEN, "unknown": GREY}
@@ -34,13 +35,20 @@ class PostureConfig(AppConfig):
     pose: PoseConfig = Field(
         default_factory=MediaPipePoseConfig,
         description="The pose model: {type: mediapipe} (default, offline) or "
-        "{type: model, path: movenet.tflite | rtmpose.onnx | yolo-pose.onnx}.",
+        "{type: keypoints, model: movenet.tflite | rtmpose.onnx | yolo-pose.onnx | a registered "
+        "name such as posture-pose@production}.",
     )
     rules: PostureRulesConfig = Field(
         default_factory=PostureRulesConfig, description="Posture thresholds."
     )
     reminders: RemindersConfig = Field(
         default_factory=RemindersConfig, description="When to remind."
+    )
+    detector: DetectorConfig | None = Field(
+        None,
+        description="Find people with a detector first and run the pose model on each one "
+        "(several people, or a person far from the camera); the largest person is tracked. "
+        "Off unless set.",
     )
 
 
@@ -52,16 +60,30 @@ class PostureApp:
     config_model: ClassVar[type[AppConfig]] = PostureConfig
 
     def build(self, config: PostureConfig, stills: bool) -> AppParts:
-        """Load the pose model and create the tracker."""
-        model = build_pose_model(config.pose, video=not stills)
+        """Load the models and create the tracker."""
         tracker = PostureTracker(config.device_id, config.rules, config.reminders, stills=stills)
         min_confidence = config.rules.min_keypoint_confidence
         return AppParts(
-            stages=[PoseStage(model)],
+            stages=_stages(config, stills),
             rules=[tracker],
             annotate=lambda frame, results: annotate_posture(frame, results, min_confidence),
             describe=describe_posture,
         )
+
+
+def _stages(config: PostureConfig, stills: bool) -> list[Stage]:
+    """Pose on the whole frame, or a person detector feeding crops to the pose model."""
+    if config.detector is None:
+        return [PoseStage(build_pose_model(config.pose, video=not stills))]
+    from vigil.models.opening import open_model
+
+    detector = config.detector
+    found = open_model(detector.model, task="detect")
+    pose = build_pose_model(config.pose, video=False)  # crops move: no tracking across frames
+    return [
+        DetectStage(found.model, detector.classes, detector.min_score, detector.max_objects),
+        PerObjectStage(pose, margin=detector.crop_margin),
+    ]
 
 
 def describe_posture(frame: Frame, results: FrameResults) -> dict[str, Any]:
@@ -92,6 +114,7 @@ def _keypoints(results: FrameResults) -> list[dict[str, Any]]:
     poses = results.poses
     if poses is None or len(poses) == 0:
         return []
+    main = main_person(poses)
     return [
         {
             "name": name,
@@ -100,7 +123,7 @@ def _keypoints(results: FrameResults) -> list[dict[str, Any]]:
             "confidence": round(float(c), 3),
         }
         for name, (x, y), c in zip(
-            poses.schema.names, poses.keypoints[0], poses.confidence[0], strict=True
+            poses.schema.names, poses.keypoints[main], poses.confidence[main], strict=True
         )
     ]
 
@@ -114,10 +137,12 @@ def annotate_posture(
     reading = status.reading
     poses = results.poses
     if poses is not None and len(poses) and reading.person:
-        draw_skeleton(image, poses[0], min_confidence)
-        draw_box(
-            image, poses[0].boxes(min_confidence)[0], STATE_COLORS[reading.state], reading.state
-        )
+        main = main_person(poses)
+        for other in (i for i in range(len(poses)) if i != main):
+            draw_skeleton(image, poses[other], min_confidence, color=GREY)
+        draw_skeleton(image, poses[main], min_confidence)
+        box = poses.xyxy[main] if poses.xyxy is not None else poses[main].boxes(min_confidence)[0]
+        draw_box(image, box, STATE_COLORS[reading.state], reading.state)
     draw_panel(image, _panel_lines(reading, status))
     return image
 

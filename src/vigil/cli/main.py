@@ -222,7 +222,7 @@ def _pose_override(pose_model: str | None) -> dict[str, Any] | None:
         return None
     if pose_model.lower() == "mediapipe":
         return {"type": "mediapipe"}
-    return {"type": "model", "path": pose_model}
+    return {"type": "keypoints", "model": pose_model}
 
 
 def _with_notify(config: Any, urls: list[str]) -> Any:

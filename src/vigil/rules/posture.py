@@ -137,6 +137,15 @@ class PostureReading:
         return cls(person=False, state="unknown", hunched=False)
 
 
+def main_person(poses: Poses, min_confidence: float = 0.3) -> int:
+    """Return the index of the largest person (the one nearest the camera); 0 when empty."""
+    if len(poses) <= 1:
+        return 0
+    boxes = poses.xyxy if poses.xyxy is not None else poses.boxes(min_confidence)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return int(np.argmax(areas))
+
+
 def choose_side(poses: Poses, person: int = 0) -> Side:
     """Return the body side whose ear, shoulder, hip, knee and ankle are most confident."""
     left = sum(float(poses.point_confidence(f"left_{j}")[person]) for j in _SIDE_JOINTS)
@@ -144,16 +153,20 @@ def choose_side(poses: Poses, person: int = 0) -> Side:
     return "left" if left >= right else "right"
 
 
-def read_posture(poses: Poses, config: PostureRulesConfig, person: int = 0) -> PostureReading:
+def read_posture(
+    poses: Poses, config: PostureRulesConfig, person: int | None = None
+) -> PostureReading:
     """Classify one person's posture from a single frame's keypoints.
 
     Args:
         poses: Keypoints in any schema that has the COCO-17 joints (converted by name).
         config: Thresholds.
-        person: Which person in ``poses`` to judge.
+        person: Which person in ``poses`` to judge; None judges the largest.
     """
     if len(poses) == 0:
         return PostureReading.absent()
+    if person is None:
+        person = main_person(poses)
     coco = poses.to_schema(COCO_17)
     if int((coco.confidence[person] >= config.min_keypoint_confidence).sum()) < _MIN_VISIBLE_JOINTS:
         return PostureReading.absent()

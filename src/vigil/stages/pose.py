@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -60,42 +59,55 @@ class MediaPipePoseConfig(ConfigModel):
     )
 
 
-class KeypointFileConfig(ConfigModel):
-    """A 17-keypoint COCO pose model file: MoveNet (.tflite), RTMPose or YOLO-pose (.onnx)."""
+class KeypointModelConfig(ConfigModel):
+    """A 17-keypoint COCO pose model: MoveNet (.tflite), RTMPose or YOLO-pose (.onnx)."""
 
-    type: Literal["model"] = Field("model", description="Selects a keypoint model file.")
-    path: Path = Field(description="The model file, .tflite or .onnx.")
+    type: Literal["keypoints"] = Field("keypoints", description="Selects a keypoint model.")
+    model: str = Field(
+        description="A model file (.tflite, .onnx) or a registry reference: name, name:3, "
+        "name@production.",
+        min_length=1,
+    )
     format: PoseFormat | Literal["auto"] = Field(
         "auto",
         description=f"Output layout, one of {', '.join(POSE_FORMATS)}; auto reads it "
-        "from the model.",
+        "from the model or its registered spec.",
     )
     threads: int = Field(2, ge=1, le=64, description="Inference threads.")
-    min_person_score: float = Field(
-        0.2, ge=0.0, le=1.0, description="Drop people scored below this."
+    min_person_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="Drop people scored below this; null: the model's own."
     )
-    nms_iou: float = Field(
-        0.45, gt=0.0, le=1.0, description="Overlap above which duplicate people are merged."
+    nms_iou: float | None = Field(
+        None, gt=0.0, le=1.0, description="Merge people overlapping more; null: the model's own."
     )
 
+    def overrides(self) -> dict[str, Any]:
+        """Return the spec fields this config sets."""
+        given = {
+            "score_threshold": self.min_person_score,
+            "iou_threshold": self.nms_iou,
+            "decoder": None if self.format == "auto" else self.format,
+        }
+        return {key: value for key, value in given.items() if value is not None}
 
-PoseConfig = Annotated[MediaPipePoseConfig | KeypointFileConfig, Field(discriminator="type")]
+
+PoseConfig = Annotated[MediaPipePoseConfig | KeypointModelConfig, Field(discriminator="type")]
 
 
 def build_pose_model(
-    config: MediaPipePoseConfig | KeypointFileConfig, video: bool = True
+    config: MediaPipePoseConfig | KeypointModelConfig, video: bool = True
 ) -> PoseEstimator:
     """Load the pose model ``config`` names.
 
-    A keypoint file runs through :func:`vigil.tasks.load_model` with a pose spec made from the
-    config (its sidecar ``<file>.vigil.yaml`` is read too; the config's values win).
+    A keypoint model is opened by reference (file or registry) with its spec, the config's
+    values winning.
 
     Args:
         config: The ``pose`` section of an app config.
-        video: Frames are consecutive (tracking helps); False for unrelated photos.
+        video: Frames are consecutive (tracking helps); False for unrelated photos or crops.
 
     Raises:
-        ModelError: the file is missing, is not a model, or is not a keypoint model.
+        ModelError: the model is unknown, missing, not a model, or not a keypoint model.
     """
     if isinstance(config, MediaPipePoseConfig):
         from vigil.runtimes.mediapipe import MediaPipePose
@@ -106,20 +118,16 @@ def build_pose_model(
             min_detection_confidence=config.min_detection_confidence,
             min_tracking_confidence=config.min_tracking_confidence,
         )
+    from vigil.models.opening import open_model
     from vigil.tasks import PoseModel as KeypointFileModel
-    from vigil.tasks import load_model
 
-    spec = ModelSpec(
-        task="pose",
-        score_threshold=config.min_person_score,
-        iou_threshold=config.nms_iou,
-        **({} if config.format == "auto" else {"decoder": config.format}),
+    opened = open_model(
+        config.model, task="pose", overrides=config.overrides(), threads=config.threads
     )
-    model = load_model(config.path, spec, threads=config.threads)
-    if not isinstance(model, KeypointFileModel):  # the spec's task is pose: cannot happen
-        model.close()
-        raise ModelError(f"{config.path} is not a keypoint model")
-    return model
+    if not isinstance(opened.model, KeypointFileModel):
+        opened.model.close()
+        raise ModelError(f"{config.model} is not a keypoint model")
+    return opened.model
 
 
 class PoseStage:
