@@ -25,40 +25,15 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli import CliResult
+
 CLIP = Path("people_video") / "intel_one-by-one-person-detection.mp4"
 """A real clip of people walking in and out of view (768x432, 10 fps, 1394 frames)."""
 
 PHOTOS = Path("posture_side")
 """Real photos of a person on a chair, seen from the side, with ``labels.csv``."""
 
-ERROR_PREFIX = "vigil: error:"
 PROCESS_START_SECONDS = 60.0  # importing, loading the pose model and opening the source
-
-
-@dataclass(frozen=True)
-class CliResult:
-    """What one ``vigil`` command did: its exit status and what it printed."""
-
-    status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_lines(self) -> list[str]:
-        """Lines of standard error that report the failure."""
-        return [line for line in self.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
-
-    def single_error(self) -> str:
-        """Check that the command failed the way a user should see it; return the message."""
-        assert self.status != 0, f"expected a failure, got status 0\n{self.stderr}"
-        assert "Traceback" not in self.stderr, self.stderr
-        assert len(self.error_lines) == 1, self.stderr
-        assert self.stderr.rstrip("\n").splitlines()[-1] == self.error_lines[0], self.stderr
-        return self.error_lines[0].removeprefix(ERROR_PREFIX).strip()
-
-
-VigilRunner = Callable[..., CliResult]
-"""Runs ``vigil ARGS...`` in the test process (the ``vigil`` fixture)."""
 
 
 def vigil_command(*args: object) -> list[str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 import vigil
-from tests.e2e.support import VigilRunner, sqlite_url
+from tests.cli import VigilRunner
+from tests.e2e.support import sqlite_url
 from vigil.apps.posture import PostureConfig
 
 

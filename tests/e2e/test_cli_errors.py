@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.cli import VigilRunner
 from tests.e2e.support import (
     CLIP,
-    VigilRunner,
     db_records,
     frames_per_second,
     read_jsonl,

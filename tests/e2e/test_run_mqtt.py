@@ -17,15 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import (
-    CLIP,
-    Spawner,
-    VigilRunner,
-    db_events,
-    db_records,
-    sqlite_url,
-    write_yaml,
-)
+from tests.cli import VigilRunner
+from tests.e2e.support import CLIP, Spawner, db_events, db_records, sqlite_url, write_yaml
 from tests.services import (
     Mosquitto,
     MqttCollector,

@@ -13,14 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import (
-    PHOTOS,
-    VigilRunner,
-    db_events,
-    read_jsonl,
-    sqlite_url,
-    write_yaml,
-)
+from tests.cli import VigilRunner
+from tests.e2e.support import PHOTOS, db_events, read_jsonl, sqlite_url, write_yaml
 from tests.services import http_capture_server
 
 REMINDER_MINUTES = 0.05

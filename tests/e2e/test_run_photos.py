@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import PHOTOS, VigilRunner, db_records, sqlite_url
+from tests.cli import VigilRunner
+from tests.e2e.support import PHOTOS, db_records, sqlite_url
 
 EXPECTED = {  # label -> (state, hunched)
     "upright": ("sitting", False),

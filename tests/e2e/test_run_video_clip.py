@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.cli import CliResult, VigilRunner
 from tests.e2e.support import (
     CLIP,
-    CliResult,
     VideoInfo,
-    VigilRunner,
     db_records,
     frames_per_second,
     read_jsonl,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.e2e.support import VigilRunner
+from tests.cli import VigilRunner
 from tests.predict.support import LABELS, frame_count, photos, tiny_classifier, video
 from tests.services import free_port
 from vigil.sources import read_image

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.support import VigilRunner
+from tests.cli import VigilRunner
 from tests.predict.support import frame_count
 from tests.services import LOOPBACK, free_port, wait_until
 from vigil.models.spec import ModelSpec
