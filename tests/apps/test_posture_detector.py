@@ -121,3 +121,25 @@ def test_the_pose_model_can_be_a_registered_version(shared_data: Path, tmp_path:
     assert by_file.poses is not None and by_name.poses is not None
     np.testing.assert_array_equal(by_file.poses.keypoints, by_name.poses.keypoints)
     assert read_posture(by_name.poses, RULES).hunched is True
+
+
+def test_each_detected_object_can_be_classified() -> None:
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[:, :200] = (
+        200,
+        40,
+        40,
+    )  # the person's half is red: the fake classifier's scores move with it
+    results = Pipeline(
+        [DetectStage(FakeModel("detect"), classes=None, min_score=0.5),
+         PerObjectStage(FakeModel("classify"), margin=0.0, name="kinds")]
+    ).run(Frame(image, 0.0, 0, "test"))  # fmt: skip
+    detections = results.extras[DETECTIONS]
+    kinds = results.extras["kinds"]
+    assert len(kinds) == len(detections) == 2 and results.poses is None
+    direct = [
+        FakeModel("classify").predict(image[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))])
+        for x1, y1, x2, y2 in detections.xyxy
+    ]
+    assert [k.to_dict() for k in kinds] == [d.to_dict() for d in direct]
+    assert kinds[0].to_dict() != kinds[1].to_dict()  # each crop was classified on its own
