@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bench import models, posture
+from bench import hub, models, posture, train
 
-BENCHMARKS = {"posture": posture.main, "models": models.main}
-BENCHMARKS["train"] = __import__("bench.train", fromlist=["main"]).main
+BENCHMARKS = {"posture": posture.main, "models": models.main, "train": train.main, "hub": hub.main}
 
 
 def main() -> None:

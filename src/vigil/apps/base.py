@@ -48,7 +48,9 @@ class AppConfig(ConfigModel):
     )
     sinks: NetworkSinksConfig = Field(
         default_factory=NetworkSinksConfig,
-        description="MQTT, webhooks, notifications and uploads, all through the durable outbox.",
+        description=(
+            "MQTT, webhooks, notifications, uploads and a hub, all through the durable outbox."
+        ),
     )
 
 

@@ -16,7 +16,12 @@ from vigil.annotate import GREEN, GREY, ORANGE, RED, Color, draw_box, draw_panel
 from vigil.apps.base import AppConfig, AppParts, DeviceId
 from vigil.events import iso_time
 from vigil.frame import Frame
-from vigil.rules.posture import PostureReading, PostureRulesConfig, main_person
+from vigil.rules.posture import (
+    PostureClassifier,
+    PostureReading,
+    PostureRulesConfig,
+    main_person,
+)
 from vigil.rules.reminders import RemindersConfig
 from vigil.rules.tracker import APP, PostureStatus, PostureTracker
 from vigil.stages.base import FrameResults, Stage
@@ -61,7 +66,13 @@ class PostureApp:
 
     def build(self, config: PostureConfig, stills: bool) -> AppParts:
         """Load the models and create the tracker."""
-        tracker = PostureTracker(config.device_id, config.rules, config.reminders, stills=stills)
+        tracker = PostureTracker(
+            config.device_id,
+            config.rules,
+            config.reminders,
+            stills=stills,
+            classifier=_classifier(config.rules),
+        )
         min_confidence = config.rules.min_keypoint_confidence
         return AppParts(
             stages=_stages(config, stills),
@@ -69,6 +80,15 @@ class PostureApp:
             annotate=lambda frame, results: annotate_posture(frame, results, min_confidence),
             describe=describe_posture,
         )
+
+
+def _classifier(rules: PostureRulesConfig) -> PostureClassifier | None:
+    """Load the learned classifier that ``rules.learned_classifier`` names, if any."""
+    if rules.learned_classifier is None:
+        return None
+    from vigil.rules.learned import open_posture_classifier
+
+    return open_posture_classifier(rules.learned_classifier)
 
 
 def _stages(config: PostureConfig, stills: bool) -> list[Stage]:

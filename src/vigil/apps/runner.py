@@ -13,6 +13,7 @@ from typing import Any
 from vigil.apps.base import App, AppConfig, AppParts
 from vigil.engine import Engine, FrameOutput, RunStats, stop_on_signals
 from vigil.outputs import DisplayOutput, JsonLinesOutput, VideoOutput
+from vigil.outputs.stream import StreamOutput
 from vigil.paths import default_database_url, home
 from vigil.sinks.base import Sink
 from vigil.sinks.network import NetworkSinks
@@ -83,7 +84,7 @@ def run_app(
             max_frames=options.max_frames,
             on_stop=closer if source.live else None,
         )
-        engine.outputs = _outputs(parts, options, source, engine)
+        engine.outputs = _outputs(parts, options, source, engine, config)
         network.start()
         pending = 0
         try:
@@ -156,9 +157,12 @@ def _uploader(network: NetworkSinks, device_id: str) -> Callable[[Path], None]:
 
 
 def _outputs(
-    parts: AppParts, options: RunOptions, source: Source, engine: Engine
+    parts: AppParts, options: RunOptions, source: Source, engine: Engine, config: AppConfig
 ) -> list[FrameOutput]:
     outputs: list[Any] = []
+    hub = config.sinks.hub
+    if hub is not None and hub.stream_fps > 0:
+        outputs.append(StreamOutput.from_config(hub, config.device_id, parts.annotate))
     if options.jsonl:
         outputs.append(JsonLinesOutput(options.jsonl, parts.describe))
     if options.save:

@@ -18,8 +18,10 @@ import click
 
 from vigil import __version__
 from vigil.cli.data import data as data_group
+from vigil.cli.hub import hub_group, serve_command
 from vigil.cli.models import models_group
 from vigil.cli.predict import predict_command, serve_model_command
+from vigil.cli.train import eval_command, train_group
 from vigil.errors import ConfigError, VigilError
 
 log = logging.getLogger("vigil")
@@ -161,6 +163,22 @@ def _app_choice() -> click.Choice[str]:
     help="Records database URL (default: SQLite in VIGIL_HOME).",
 )
 @click.option(
+    "--hub",
+    "hub_url",
+    metavar="URL",
+    callback=lambda _ctx, _param, url: _hub_url(url),
+    help="Report records, events and a live view to this Vigil hub, e.g. http://hub:8600.",
+)
+@click.option(
+    "--token",
+    "hub_token",
+    metavar="T",
+    envvar="VIGIL_HUB_TOKEN",
+    show_envvar=True,
+    callback=lambda _ctx, _param, token: _hub_token(token),
+    help="This device's hub token (from 'vigil hub token create DEVICE_ID').",
+)
+@click.option(
     "--pose-model", metavar="PATH|mediapipe", help="Pose model file (.tflite/.onnx) or 'mediapipe'."
 )
 @click.option(
@@ -180,6 +198,8 @@ def run_command(
     notify_urls: tuple[str, ...],
     mqtt_url: str | None,
     database_url: str | None,
+    hub_url: str | None,
+    hub_token: str | None,
     pose_model: str | None,
     start_time: Any,
     max_frames: int | None,
@@ -201,6 +221,7 @@ def run_command(
     config = load_config(app.config_model, config_file, **overrides)
     if notify_urls:
         config = _with_notify(config, list(notify_urls))
+    config = _with_hub(config, hub_url, hub_token, token_from_env=_from_env("hub_token"))
     options = RunOptions(source=source, save=save, show=show, jsonl=jsonl, max_frames=max_frames)
     report = run_app(app, config, options)
     _print_run_report(report, to_stderr=jsonl == "-")
@@ -233,6 +254,61 @@ def _with_notify(config: Any, urls: list[str]) -> Any:
         config.sinks.notify = notify.model_copy(update={"urls": [*notify.urls, *urls]})
     except ValueError as exc:
         raise ConfigError(f"--notify: {exc}") from None
+    return config
+
+
+def _hub_url(url: str | None) -> str | None:
+    """Refuse a --hub value that is not a hub's http(s) address before anything is loaded."""
+    from vigil.sinks.config import check_hub_url
+
+    if url is None:
+        return None
+    try:
+        return check_hub_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _hub_token(token: str | None) -> str | None:
+    if token is not None and not token.strip():
+        raise click.BadParameter("the token is empty")
+    return None if token is None else token.strip()
+
+
+def _from_env(parameter: str) -> bool:
+    """Whether an option's value came from its environment variable."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source is click.core.ParameterSource.ENVIRONMENT
+
+
+def _with_hub(config: Any, url: str | None, token: str | None, *, token_from_env: bool) -> Any:
+    """Apply --hub and --token over the config's ``sinks.hub``; both are needed in the end.
+
+    A token from VIGIL_HUB_TOKEN alone does not turn reporting on: it only fills in the token
+    when a hub URL is given.
+    """
+    from pydantic import ValidationError
+
+    from vigil.config.base import describe_validation_error
+    from vigil.sinks.config import HubConfig
+
+    current = config.sinks.hub
+    if url is None and current is None and token_from_env:
+        return config
+    if url is None and token is None:
+        return config
+    fields = current.model_dump() if current is not None else {}
+    fields |= {k: v for k, v in (("url", url), ("token", token)) if v is not None}
+    if "url" not in fields:
+        raise click.UsageError("--token needs a hub: give --hub URL too (or sinks.hub.url)")
+    if "token" not in fields:
+        raise click.UsageError(
+            "--hub needs this device's token: give --token T too (or set VIGIL_HUB_TOKEN)"
+        )
+    try:
+        config.sinks.hub = HubConfig.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, HubConfig, None, "command line")) from None
     return config
 
 
@@ -394,7 +470,16 @@ def demo_command(out_dir: Path | None, seconds: float) -> None:
         click.echo(line)
 
 
-for command in (predict_command, serve_model_command, models_group, data_group):
+for command in (
+    predict_command,
+    serve_model_command,
+    models_group,
+    data_group,
+    train_group,
+    eval_command,
+    serve_command,
+    hub_group,
+):
     cli.add_command(command)
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ class ModelSpec(ConfigModel):
         "auto",
         description="Apply softmax to classifier outputs; auto when they are not probabilities.",
     )
+    backbone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="For a classifier head that takes features instead of images: the embed "
+        "model it runs on, a registered version such as 'embedder:2' (or a model file). Images "
+        "go through the backbone, with the backbone's input preparation, then through this "
+        "file. None: the model takes images itself.",
+    )
 
     @model_validator(mode="after")
     def _decoder_fits_task(self) -> Self:
@@ -104,5 +113,9 @@ class ModelSpec(ConfigModel):
             raise ValueError(
                 f"decoder {self.decoder!r} does not fit task {self.task!r}; "
                 f"use auto or one of {', '.join(DECODERS[self.task])}"
+            )
+        if self.backbone is not None and self.task != "classify":
+            raise ValueError(
+                f"only a classify head runs on a backbone; a {self.task} model takes images"
             )
         return self

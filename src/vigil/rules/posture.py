@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar, cast
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol, TypeVar, cast
 
 import numpy as np
 from pydantic import Field
@@ -85,6 +85,15 @@ class PostureRulesConfig(ConfigModel):
         description="Majority vote over this many seconds of frames, so one bad frame does "
         "not flip the state. 0 judges every frame on its own.",
     )
+    learned_classifier: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="A learned posture classifier (made by 'vigil train posture') that decides "
+        "sitting / standing and hunching instead of the thresholds above: a registered model "
+        "such as posture-classifier@production, or an .onnx file. Angles are still measured "
+        "and recorded. None: the angle rules decide.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,20 @@ class PostureReading:
         return cls(person=False, state="unknown", hunched=False)
 
 
+class PostureClassifier(Protocol):
+    """Decides state and hunching from keypoints instead of the angle thresholds."""
+
+    def classify(self, poses: Poses, person: int, reading: PostureReading) -> tuple[State, bool]:
+        """Return the state and hunching of ``person`` in COCO-17 ``poses``.
+
+        Args:
+            poses: Keypoints in the COCO-17 layout.
+            person: Which person to judge.
+            reading: What the angle rules read from the same keypoints (side, angles).
+        """
+        ...
+
+
 def main_person(poses: Poses, min_confidence: float = 0.3) -> int:
     """Return the index of the largest person (the one nearest the camera); 0 when empty."""
     if len(poses) <= 1:
@@ -154,7 +177,10 @@ def choose_side(poses: Poses, person: int = 0) -> Side:
 
 
 def read_posture(
-    poses: Poses, config: PostureRulesConfig, person: int | None = None
+    poses: Poses,
+    config: PostureRulesConfig,
+    person: int | None = None,
+    classifier: PostureClassifier | None = None,
 ) -> PostureReading:
     """Classify one person's posture from a single frame's keypoints.
 
@@ -162,6 +188,8 @@ def read_posture(
         poses: Keypoints in any schema that has the COCO-17 joints (converted by name).
         config: Thresholds.
         person: Which person in ``poses`` to judge; None judges the largest.
+        classifier: Decides state and hunching instead of the thresholds when given; the
+            angles, side and confidence are measured the same way either way.
     """
     if len(poses) == 0:
         return PostureReading.absent()
@@ -179,7 +207,7 @@ def read_posture(
         thigh=_incline(joints.hip, joints.knee),
         knee=_joint_angle(joints.hip, joints.knee, joints.ankle),
     )
-    return PostureReading(
+    reading = PostureReading(
         person=True,
         state=_sit_or_stand(angles, config),
         hunched=_is_hunched(angles, config),
@@ -187,6 +215,10 @@ def read_posture(
         angles=angles,
         confidence=joints.mean_confidence(),
     )
+    if classifier is None:
+        return reading
+    state, hunched = classifier.classify(coco, person, reading)
+    return replace(reading, state=state, hunched=hunched)
 
 
 def _sit_or_stand(angles: PostureAngles, config: PostureRulesConfig) -> State:

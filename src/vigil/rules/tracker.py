@@ -7,7 +7,13 @@ from typing import Any
 
 from vigil.events import Event
 from vigil.frame import Frame
-from vigil.rules.posture import PostureReading, PostureRulesConfig, PostureSmoother, read_posture
+from vigil.rules.posture import (
+    PostureClassifier,
+    PostureReading,
+    PostureRulesConfig,
+    PostureSmoother,
+    read_posture,
+)
 from vigil.rules.records import SecondAggregator
 from vigil.rules.reminders import RemindersConfig, ReminderTimer
 from vigil.stages.base import FrameResults
@@ -45,6 +51,8 @@ class PostureTracker:
         rules: Posture thresholds.
         reminders: Timer settings.
         stills: Frames are unrelated photos: no smoothing across them.
+        classifier: A learned classifier that decides state and hunching instead of the
+            thresholds (loaded from ``rules.learned_classifier`` by the app); None: the thresholds.
     """
 
     def __init__(
@@ -53,9 +61,11 @@ class PostureTracker:
         rules: PostureRulesConfig,
         reminders: RemindersConfig,
         stills: bool = False,
+        classifier: PostureClassifier | None = None,
     ) -> None:
         self.device_id = device_id
         self.rules = rules
+        self.classifier = classifier
         self._smoother = PostureSmoother(0.0 if stills else rules.smoothing_seconds)
         self._timer = ReminderTimer(reminders)
         self._seconds = SecondAggregator(device_id)
@@ -65,7 +75,7 @@ class PostureTracker:
         """Take one frame's poses; return the events that are due."""
         ts = frame.timestamp
         raw = (
-            read_posture(results.poses, self.rules)
+            read_posture(results.poses, self.rules, classifier=self.classifier)
             if results.poses is not None
             else PostureReading.absent()
         )

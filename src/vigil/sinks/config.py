@@ -1,4 +1,4 @@
-"""Config sections of the network sinks: MQTT, webhooks, notifications, S3 uploads, the outbox.
+"""Config sections of the network sinks: MQTT, webhooks, notifications, S3, a hub, the outbox.
 
 An app config embeds :class:`NetworkSinksConfig` as one field; every section is off when absent::
 
@@ -10,6 +10,8 @@ An app config embeds :class:`NetworkSinksConfig` as one field; every section is 
       urls: ["ntfy://ntfy.sh/my-desk"]
     upload:
       bucket: vigil-records
+    hub:
+      {url: "http://hub.local:8600", token: "${VIGIL_HUB_TOKEN}"}
     outbox:
       max_messages: 100000
 """
@@ -85,6 +87,23 @@ def check_http_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{redact_url(url)!r} is not an http:// or https:// URL with a host")
+    return url
+
+
+def check_hub_url(url: str) -> str:
+    """Return ``url`` if it is the http(s) address of a hub: a host, no query or fragment.
+
+    Raises:
+        ValueError: any other value.
+
+    """
+    check_http_url(url)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"{redact_url(url)!r} has a query or fragment; give the hub's address only, "
+            "e.g. http://hub.local:8600"
+        )
     return url
 
 
@@ -259,6 +278,53 @@ class UploadConfig(ConfigModel):
         return self
 
 
+class HubConfig(ConfigModel):
+    """Report to a Vigil hub: records and events through the outbox, and a live stream."""
+
+    url: str = Field(
+        description="http(s):// address of the hub, e.g. http://hub.local:8600.",
+        min_length=8,
+        max_length=2048,
+    )
+    token: SecretStr = Field(
+        description="Device token from 'vigil hub token create DEVICE_ID'; write it as "
+        "${VIGIL_HUB_TOKEN} to read it from the environment.",
+        min_length=1,
+    )
+    kinds: list[str] | None = Field(
+        default=None,
+        description="Event kinds to send, e.g. [record, reminder]; None sends all.",
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Timeout of one request to the hub."
+    )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="Most events per upload request (the hub takes at most 5000).",
+    )
+    stream_fps: float = Field(
+        default=5.0,
+        ge=0,
+        le=30,
+        description="Send the annotated frame to the hub's live view at most this many times "
+        "a second; 0 turns the live stream off.",
+    )
+    stream_quality: int = Field(
+        default=75, ge=10, le=100, description="JPEG quality of live frames."
+    )
+    stream_max_side: int = Field(
+        default=960,
+        ge=64,
+        le=4096,
+        description="Downscale live frames whose longer side exceeds this many pixels.",
+    )
+
+    _valid_url = field_validator("url")(check_hub_url)
+    _valid_kinds = field_validator("kinds")(_check_kinds)
+
+
 class OutboxConfig(ConfigModel):
     """The durable queue between the pipeline and every network sink."""
 
@@ -322,6 +388,10 @@ class NetworkSinksConfig(ConfigModel):
     upload: UploadConfig | None = Field(
         default=None, description="S3-compatible uploads of files; absent or null: off."
     )
+    hub: HubConfig | None = Field(
+        default=None,
+        description="Report records, events and a live stream to a Vigil hub; absent or null: off.",
+    )
     outbox: OutboxConfig = Field(
         default_factory=OutboxConfig, description="The durable queue that every network sink uses."
     )
@@ -338,6 +408,7 @@ class NetworkSinksConfig(ConfigModel):
 
 __all__ = [
     "BrokerAddress",
+    "HubConfig",
     "MqttConfig",
     "MqttTlsConfig",
     "NetworkSinksConfig",
@@ -346,5 +417,6 @@ __all__ = [
     "UploadConfig",
     "WebhookConfig",
     "check_http_url",
+    "check_hub_url",
     "parse_broker_url",
 ]

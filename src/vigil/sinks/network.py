@@ -21,6 +21,7 @@ from typing import Protocol, Self
 from vigil.errors import ConfigError
 from vigil.sinks.base import Sink, Transport
 from vigil.sinks.config import NetworkSinksConfig, OutboxConfig
+from vigil.sinks.hub import HubTransport
 from vigil.sinks.mqtt import MqttTransport
 from vigil.sinks.notify import NotifyTransport
 from vigil.sinks.outbox import Dispatcher, Outbox, OutboxSink, SinkStats
@@ -40,7 +41,7 @@ class OpenableTransport(Transport, Protocol):
 
 
 class NetworkSinks:
-    """The MQTT, webhook, notification and upload sinks of one device, over one outbox.
+    """The MQTT, webhook, notification, hub and upload sinks of one device, over one outbox.
 
     The constructor only builds objects (a bad notification URL raises ConfigError here);
     :meth:`start` opens the outbox file and the connections and starts the delivery threads.
@@ -51,8 +52,8 @@ class NetworkSinks:
 
     Attributes:
         outbox: The durable queue shared by every sink.
-        sinks: One :class:`OutboxSink` per event transport (MQTT, each webhook, notify),
-            each with the event kinds of its section.
+        sinks: One :class:`OutboxSink` per event transport (MQTT, each webhook, notify, the
+            hub), each with the event kinds of its section.
 
     """
 
@@ -172,6 +173,9 @@ class NetworkSinks:
         if config.notify is not None:
             for notify in NotifyTransport.one_per_url(config.notify):
                 self._add(notify, OutboxSink(self.outbox, notify.name, kinds=config.notify.kinds))
+        if config.hub is not None:
+            hub = HubTransport.from_config(config.hub, self.device_id, self.outbox.dead_letter)
+            self._add(hub, OutboxSink(self.outbox, hub.name, kinds=config.hub.kinds))
 
     def _add(self, transport: OpenableTransport, sink: OutboxSink) -> None:
         self._transports.append(transport)
@@ -182,7 +186,9 @@ class NetworkSinks:
         dispatcher = Dispatcher(
             self.outbox,
             transport,
-            batch_size=settings.batch_size,
+            batch_size=(
+                transport.batch_size if isinstance(transport, HubTransport) else settings.batch_size
+            ),
             retry_initial_seconds=settings.retry_initial_seconds,
             retry_max_seconds=settings.retry_max_seconds,
             ttl_seconds=settings.ttl_seconds,

@@ -66,7 +66,8 @@ def load_model(
     Returns:
         A :class:`~vigil.tasks.ClassifyModel`, :class:`~vigil.tasks.DetectModel`,
         :class:`~vigil.tasks.PoseModel` or :class:`~vigil.tasks.EmbedModel` (or MediaPipe's
-        pose model).
+        pose model); a :class:`~vigil.tasks.probe.ProbeModel` when the spec names a
+        ``backbone`` (the file is a head that reads the backbone's vectors).
 
     Raises:
         ModelError: the file is missing or not a model, its task cannot be told (pass a spec
@@ -80,6 +81,10 @@ def load_model(
     try:
         sidecar = read_sidecar(sidecar_path(path))
         resolved = resolve_spec(inspect_tensor_model(tensor_model), sidecar, spec)
+        if resolved.backbone is not None:
+            from vigil.tasks.probe import load_probe
+
+            return load_probe(tensor_model, resolved, threads=threads, providers=providers)
         return build_task_model(tensor_model, resolved)
     except BaseException:
         tensor_model.close()
