@@ -323,6 +323,11 @@ def test_events_are_filtered_paged_and_carry_their_snapshot(hub: RunningHub) -> 
         "/api/events", params={**period, "device_id": DEVICE, "cursor": first["next_cursor"]}
     ).json()
     assert [e["ts"] for e in first["items"] + rest["items"]] == [START + i for i in (0, 1, 2, 3, 5)]
+    newest = {**period, "device_id": DEVICE, "order": "desc", "limit": 2}
+    first = client.get("/api/events", params=newest).json()
+    rest = client.get("/api/events", params={**newest, "cursor": first["next_cursor"]}).json()
+    assert [e["ts"] for e in first["items"] + rest["items"]] == [START + i for i in (5, 3, 2, 1)]
+    assert client.get("/api/events", params={**period, "order": "newest"}).status_code == 422
     assert client.get("/api/events", params={**period, "device_id": "other"}).json()["items"] == []
     assert client.get(f"/api/snapshots/{'0' * 64}.jpg").status_code == 404
 

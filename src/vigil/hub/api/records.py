@@ -365,13 +365,19 @@ def list_events(
     ] = None,
     since: Moment = None,
     until: Moment = None,
+    order: Annotated[
+        Literal["asc", "desc"],
+        Query(description="asc: oldest first (default); desc: newest first."),
+    ] = "asc",
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> EventPage:
     """Events (reminders, state changes, ...) in time order, with their snapshot's URL."""
     hub = hub_of(request)
     span = period(since, until)
-    query = _events_query(device_id, kind, span, keyset_cursor(cursor)).limit(limit + 1)
+    newest_first = order == "desc"
+    query = _events_query(device_id, kind, span, keyset_cursor(cursor), newest_first=newest_first)
+    query = query.limit(limit + 1)
     rows = hub.database.read("read events", lambda c: [dict(r._mapping) for r in c.execute(query)])
     more = len(rows) > limit
     items = [_stored_event(row) for row in rows[:limit]]
@@ -380,20 +386,30 @@ def list_events(
 
 
 def _events_query(
-    device_id: str | None, kind: str | None, span: Period, after: tuple[float, int] | None
+    device_id: str | None,
+    kind: str | None,
+    span: Period,
+    after: tuple[float, int] | None,
+    *,
+    newest_first: bool = False,
 ) -> Any:
-    query = (
-        sa.select(events)
-        .where((events.c.ts >= span.since) & (events.c.ts < span.until))
-        .order_by(events.c.ts, events.c.id)
-    )
+    """Select events of the period; ``after`` is the last (ts, id) of the previous page."""
+    query = sa.select(events).where((events.c.ts >= span.since) & (events.c.ts < span.until))
+    if newest_first:
+        query = query.order_by(events.c.ts.desc(), events.c.id.desc())
+    else:
+        query = query.order_by(events.c.ts, events.c.id)
     if device_id is not None:
         query = query.where(events.c.device_id == device_id)
     if kind is not None:
         query = query.where(events.c.kind == kind)
     if after is not None:
         ts, event_id = after
-        query = query.where((events.c.ts > ts) | ((events.c.ts == ts) & (events.c.id > event_id)))
+        if newest_first:
+            later = (events.c.ts < ts) | ((events.c.ts == ts) & (events.c.id < event_id))
+        else:
+            later = (events.c.ts > ts) | ((events.c.ts == ts) & (events.c.id > event_id))
+        query = query.where(later)
     return query
 
 
