@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,9 +34,16 @@ def shared_data() -> Path:
 @pytest.fixture
 def vigil(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> VigilRunner:
-    """Run ``vigil ARGS...`` in this process (in ``tmp_path``) and return what it did."""
+) -> Iterator[VigilRunner]:
+    """Run ``vigil ARGS...`` in this process (in ``tmp_path``) and return what it did.
+
+    The command points the ``vigil`` logger at this test's captured stderr; the logger is put
+    back as it was afterwards, so later tests neither write to a closed stream nor lose their
+    log records to it.
+    """
     monkeypatch.chdir(tmp_path)
+    logger = logging.getLogger("vigil")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()
@@ -42,4 +51,9 @@ def vigil(
         out, err = capsys.readouterr()
         return CliResult(status, out, err)
 
-    return run
+    try:
+        yield run
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -107,11 +107,21 @@ class MetricsMiddleware:
             return
         status = 500  # what the client gets when the app raises before answering
         started = time.perf_counter()
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            if not observed:
+                observed = True
+                elapsed = time.perf_counter() - started
+                self.metrics.observe(_endpoint(scope), scope["method"], status, elapsed)
 
         async def send_and_note_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                observe()  # counted before the client can have the whole answer
             await send(message)
 
         self.metrics.in_flight.inc()
@@ -119,8 +129,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_note_status)
         finally:
             self.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - started
-            self.metrics.observe(_endpoint(scope), scope["method"], status, elapsed)
+            observe()
 
 
 def _endpoint(scope: Scope) -> str:
