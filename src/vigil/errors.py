@@ -53,7 +53,17 @@ class SinkError(VigilError):
 
 
 class PermanentDeliveryError(SinkError):
-    """A sink refused a message in a way that retrying cannot fix."""
+    """A sink refused a message in a way that retrying cannot fix.
+
+    Args:
+        message: Why, in one line.
+        whole_batch: Every message of the batch is refused, not only the first (e.g. the
+            credentials are refused): the outbox moves them all to the dead letters at once.
+    """
+
+    def __init__(self, message: str, *, whole_batch: bool = False) -> None:
+        super().__init__(message)
+        self.whole_batch = whole_batch
 
 
 __all__ = [

@@ -308,16 +308,17 @@ def test_a_message_that_is_not_an_event_is_dead_lettered(
     assert letter.message.payload == b"not json"
 
 
-def test_the_transport_alone_refuses_the_first_message_when_it_cannot_dead_letter(
-    hub: CaptureServer,
-) -> None:
+def test_a_refused_token_refuses_the_whole_batch(hub: CaptureServer) -> None:
     hub.default_status = 401
     transport = HubTransport(hub.url, TOKEN, DEVICE, timeout_seconds=2)
     transport.open()
     try:
-        message = OutboxMessage(1, SINK, "record", make_event(1).to_json().encode(), 0.0)
-        with pytest.raises(PermanentDeliveryError, match="token is wrong or revoked"):
-            transport.send([message])
+        messages = [
+            OutboxMessage(n, SINK, "record", make_event(n).to_json().encode(), 0.0) for n in (1, 2)
+        ]
+        with pytest.raises(PermanentDeliveryError, match="token is wrong or revoked") as refused:
+            transport.send(messages)
+        assert refused.value.whole_batch
     finally:
         transport.close()
 

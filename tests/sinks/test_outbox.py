@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import wait_until
 from tests.sinks.support import ScriptedTransport, make_event
 from vigil.errors import ConfigError, PermanentDeliveryError, SinkError, StorageError
 from vigil.sinks.outbox import (
@@ -419,6 +420,26 @@ def test_a_permanent_failure_dead_letters_the_head_and_delivery_goes_on(
     assert letter.message.payload == b"0"
     assert letter.reason == "HTTP 400 Bad Request"
     assert any("moved to the dead letters" in r.getMessage() for r in caplog.records)
+
+
+def test_a_whole_batch_refusal_dead_letters_the_batch_with_one_warning(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_numbers(outbox, 3)
+    refusal = PermanentDeliveryError("credentials refused", whole_batch=True)
+    transport = ScriptedTransport(SINK, [refusal, refusal, None])
+    worker = dispatcher(outbox, transport, batch_size=2)
+    with caplog.at_level(logging.INFO, logger="vigil.sinks.outbox"):
+        worker.start()
+        assert wait_until(lambda: len(outbox.dead_letters(SINK)) == 3, timeout=5)
+        worker.stop(1.0)
+
+    assert [numbers(call) for call in transport.calls] == [[0, 1], [2]]
+    assert [letter.message.payload for letter in outbox.dead_letters(SINK)] == [b"0", b"1", b"2"]
+    assert outbox.pending(SINK) == 0
+    refusals = [r for r in caplog.records if "moved to the dead letters" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING, logging.INFO]
+    assert "2 messages (1 to 2)" in refusals[0].getMessage()
 
 
 def test_the_dispatcher_drops_expired_messages_instead_of_sending_them(outbox: Outbox) -> None:

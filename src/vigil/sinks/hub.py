@@ -5,8 +5,8 @@ again after a lost answer is stored once. How the hub's answers are treated:
 
 ========================  =====================================================================
 2xx                       delivered
-401, 403                  the token is wrong, revoked or not this device's: one warning, and the
-                          refused messages go to the dead letters (retrying cannot help)
+401, 403                  the token is wrong, revoked or not this device's: the whole batch goes
+                          to the dead letters (retrying cannot help), with one warning a run
 413                       the batch is too large: it is split in halves until the hub takes it
 400, 409, 415, 422        an event the hub cannot take: the batch is split until that one event
                           is alone, which goes to the dead letters; the others are delivered
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vigil import __version__
@@ -38,9 +38,6 @@ _RETRIED_STATUSES = frozenset({404, 408, 425, 429})
 _AUTH_STATUSES = frozenset({401, 403})
 _TOO_LARGE = 413
 _SHOWN_ANSWER_CHARS = 200
-
-DeadLetter = Callable[[OutboxMessage, str], object]
-"""Moves one message to the dead letters with a reason (``Outbox.dead_letter``)."""
 
 
 def hub_endpoint(url: str, path: str) -> str:
@@ -101,9 +98,6 @@ class HubTransport:
         device_id: The device whose events these are.
         timeout_seconds: Timeout of one request.
         batch_size: Most events per request (the dispatcher's batch size).
-        dead_letter: Moves a message to the dead letters; when the hub refuses the token, every
-            message of the batch goes there at once with one warning, instead of one request
-            and one warning per message. None: the first message is refused per batch.
 
     Raises:
         ConfigError: the URL is not an http(s) address with a host.
@@ -118,7 +112,6 @@ class HubTransport:
         *,
         timeout_seconds: float = 10.0,
         batch_size: int = 500,
-        dead_letter: DeadLetter | None = None,
     ) -> None:
         try:
             check_hub_url(url)
@@ -131,14 +124,11 @@ class HubTransport:
         self.timeout_seconds = timeout_seconds
         self.batch_size = batch_size
         self._token = token
-        self._dead_letter = dead_letter
         self._client: httpx.Client | None = None
-        self._refusal_reported = False
+        self._token_refused = False
 
     @classmethod
-    def from_config(
-        cls, config: HubConfig, device_id: str, dead_letter: DeadLetter | None = None
-    ) -> HubTransport:
+    def from_config(cls, config: HubConfig, device_id: str) -> HubTransport:
         """Build the transport of the ``hub`` config section for one device."""
         return cls(
             config.url,
@@ -146,7 +136,6 @@ class HubTransport:
             device_id,
             timeout_seconds=config.timeout_seconds,
             batch_size=config.batch_size,
-            dead_letter=dead_letter,
         )
 
     def open(self) -> None:
@@ -171,7 +160,8 @@ class HubTransport:
 
         Raises:
             SinkError: the hub is unreachable or busy; nothing of the batch was delivered.
-            PermanentDeliveryError: the first message can never be delivered.
+            PermanentDeliveryError: the first message can never be delivered, or (the token is
+                refused) none of the batch can.
 
         """
         items = _parse(messages)
@@ -188,12 +178,10 @@ class HubTransport:
                     break
                 raise PermanentDeliveryError(str(exc)) from None
             except _Refused as exc:
-                if self._dead_letter is not None:
-                    rest = [message for message, _ in items[delivered:]]
-                    return delivered + self._refuse(self._dead_letter, rest, str(exc))
                 if delivered:
                     break
-                raise PermanentDeliveryError(str(exc)) from None
+                self._token_refused = True
+                raise PermanentDeliveryError(str(exc), whole_batch=True) from None
             except SinkError:
                 if delivered:
                     break
@@ -214,9 +202,9 @@ class HubTransport:
             reason = f"{type(exc).__name__} {exc}".strip()
             raise SinkError(f"the hub at {self.label} is unreachable: {reason}") from None
         self._check(response)
-        if self._refusal_reported:
+        if self._token_refused:
             log.info("%s: the hub at %s accepts the device token again", self.name, self.label)
-            self._refusal_reported = False
+            self._token_refused = False
 
     def _check(self, response: httpx.Response) -> None:
         status = response.status_code
@@ -236,15 +224,6 @@ class HubTransport:
         if status in _RETRIED_STATUSES or status >= 500 or status < 400:
             raise SinkError(detail)
         raise _Rejected(detail)
-
-    def _refuse(self, dead_letter: DeadLetter, messages: list[OutboxMessage], reason: str) -> int:
-        """Dead-letter every message after a refused token; warn once until it works again."""
-        if not self._refusal_reported:
-            log.warning("%s: %s; its records and events go to the dead letters", self.name, reason)
-            self._refusal_reported = True
-        for message in messages:
-            dead_letter(message, reason)
-        return len(messages)
 
 
 def _parse(messages: Sequence[OutboxMessage]) -> list[_Item]:

@@ -174,7 +174,7 @@ class NetworkSinks:
             for notify in NotifyTransport.one_per_url(config.notify):
                 self._add(notify, OutboxSink(self.outbox, notify.name, kinds=config.notify.kinds))
         if config.hub is not None:
-            hub = HubTransport.from_config(config.hub, self.device_id, self.outbox.dead_letter)
+            hub = HubTransport.from_config(config.hub, self.device_id)
             self._add(hub, OutboxSink(self.outbox, hub.name, kinds=config.hub.kinds))
 
     def _add(self, transport: OpenableTransport, sink: OutboxSink) -> None:

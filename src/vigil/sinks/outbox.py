@@ -585,6 +585,7 @@ class Dispatcher:
         self._idle_poll = idle_poll_seconds
         self._rng = random.Random(seed)
         self._failures = 0
+        self._refusals = 0  # batches or messages refused for good since the last delivery
         self._stopping = threading.Event()
         self._retry_now = threading.Event()
         self._deadline = float("inf")
@@ -672,7 +673,7 @@ class Dispatcher:
         try:
             delivered = self._transport.send(batch)
         except PermanentDeliveryError as exc:
-            self._dead_letter(batch[0], str(exc))
+            self._dead_letter(batch if exc.whole_batch else batch[:1], str(exc))
             return _Outcome.PROGRESS
         except SinkError as exc:
             self._note_failure(batch[0], str(exc))
@@ -695,15 +696,16 @@ class Dispatcher:
             batch = self._outbox.fetch(self.sink, self._batch_size)
         return batch
 
-    def _dead_letter(self, message: OutboxMessage, reason: str) -> None:
-        self._outbox.dead_letter(message, reason)
-        log.warning(
-            "%s: message %d (topic %r) was refused for good and moved to the dead letters: %s",
-            self.sink,
-            message.id,
-            message.topic,
-            reason,
-        )
+    def _dead_letter(self, messages: list[OutboxMessage], reason: str) -> None:
+        """Move refused messages to the dead letters; warn once per run of refusals."""
+        for message in messages:
+            self._outbox.dead_letter(message, reason)
+        self._refusals += 1
+        what = f"message {messages[0].id} (topic {messages[0].topic!r})"
+        if len(messages) > 1:
+            what = f"{len(messages)} messages ({messages[0].id} to {messages[-1].id})"
+        level = logging.WARNING if self._refusals == 1 else logging.INFO
+        log.log(level, "%s: %s; %s moved to the dead letters", self.sink, reason, what)
 
     def _note_failure(self, head: OutboxMessage | None, reason: str) -> None:
         self._failures += 1
@@ -720,6 +722,7 @@ class Dispatcher:
 
     def _note_success(self, delivered: int) -> None:
         self.delivered += delivered
+        self._refusals = 0
         if self._failures:
             log.info("%s: delivering again after %d failed attempts", self.sink, self._failures)
         self._failures = 0
